@@ -1,0 +1,188 @@
+"""Every training default, in one frozen dataclass that is validated, saved and reloaded.
+
+The CLI maps flags onto these fields (--batch-size <-> batch_size), a TOML file can too,
+and each run saves the whole config in config.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplab.datasets import REGISTRY
+from mlplab.errors import ConfigError, MlplabError
+from mlplab.models import PRESETS, parse_init, parse_spec
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+NORMALIZATIONS = ("tutorial", "dataset", "none")
+
+
+def _field(default: Any, help: str, **kw) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run, from data to schedule. The defaults are the main job (make train)."""
+
+    # data
+    dataset: str = _field("mnist", "dataset name", choices=tuple(REGISTRY))
+    normalization: str = _field(
+        "tutorial",
+        "tutorial: (0.5, 0.5); dataset: the training split's mean and std; none: pixels in [0, 1]",
+        choices=NORMALIZATIONS,
+    )
+    val_size: int = _field(
+        0,
+        "hold out this many training images (stratified, seeded) for "
+        "validation; early stopping and best-checkpoint selection watch it",
+    )
+    # model
+    preset: str | None = _field(
+        None, "a preset network (mlplab models lists them)", choices=tuple(PRESETS)
+    )
+    model: str | None = _field(None, "a model spec, e.g. 784-128-64-10:relu,dropout=0.2")
+    init: str = _field("default", "weight init: default, normal[:STD], xavier, kaiming")
+    # optimisation
+    optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
+    lr: float = _field(4e-3, "peak learning rate")
+    momentum: float = _field(0.0, "SGD momentum")
+    nesterov: bool = _field(False, "Nesterov momentum (SGD)")
+    weight_decay: float = _field(0.0, "weight decay (L2 for SGD and Adam, decoupled for AdamW)")
+    label_smoothing: float = _field(0.0, "label smoothing for the cross-entropy")
+    batch_size: int = _field(512, "training batch size")
+    epochs: int = _field(8, "training length in epochs (ignored when iterations is set)")
+    iterations: int | None = _field(None, "training length in iterations (optimizer steps)")
+    schedule: str = _field("onecycle", "learning-rate schedule", choices=SCHEDULES)
+    step_size: int | None = _field(
+        None, "step schedule: iterations between decays (default: a third of the run)"
+    )
+    gamma: float = _field(0.1, "step schedule: decay factor")
+    # evaluation
+    eval_every: int | None = _field(None, "evaluate every N iterations (default: every epoch)")
+    patience: int = _field(
+        0, "stop after N evaluations without validation improvement (needs val_size; 0 = off)"
+    )
+    # reproducibility and placement
+    seed: int = _field(0, "seed for init, shuffling, dropout and the validation split")
+    device: str = _field("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    # output
+    data_dir: str | None = _field(None, "look here first for data files, and download here")
+    out: str = _field("runs", "parent folder of run directories")
+    name: str | None = _field(None, "run name (default: the preset or 'mlp')")
+
+    def __post_init__(self):
+        def need(ok: bool, message: str):
+            if not ok:
+                raise ConfigError(message)
+
+        need(
+            self.dataset in REGISTRY,
+            f"dataset: unknown {self.dataset!r}; choose one of: {', '.join(REGISTRY)}",
+        )
+        need(
+            self.normalization in NORMALIZATIONS,
+            f"normalization: must be one of {', '.join(NORMALIZATIONS)}, "
+            f"got {self.normalization!r}",
+        )
+        need(self.preset is None or self.model is None, "give preset or model, not both")
+        need(
+            self.preset is None or self.preset in PRESETS,
+            f"preset: unknown {self.preset!r}; choose one of: {', '.join(PRESETS)}",
+        )
+        try:
+            spec = parse_spec(self.model_spec)
+            parse_init(self.init)
+        except MlplabError as e:
+            raise ConfigError(f"{'model' if self.model else 'init'}: {e}") from None
+        need(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
+        )
+        need(
+            self.schedule in SCHEDULES,
+            f"schedule: must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+        )
+        need(self.lr > 0, f"lr: must be positive, got {self.lr}")
+        need(0 <= self.momentum < 1, f"momentum: must be in [0, 1), got {self.momentum}")
+        need(
+            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            "nesterov: needs optimizer sgd with momentum > 0",
+        )
+        need(self.weight_decay >= 0, f"weight_decay: must be >= 0, got {self.weight_decay}")
+        need(
+            0 <= self.label_smoothing < 1,
+            f"label_smoothing: must be in [0, 1), got {self.label_smoothing}",
+        )
+        need(self.batch_size > 0, f"batch_size: must be positive, got {self.batch_size}")
+        need(self.epochs > 0, f"epochs: must be positive, got {self.epochs}")
+        need(
+            self.iterations is None or self.iterations > 0,
+            f"iterations: must be positive, got {self.iterations}",
+        )
+        need(
+            self.step_size is None or self.step_size > 0,
+            f"step_size: must be positive, got {self.step_size}",
+        )
+        need(0 < self.gamma <= 1, f"gamma: must be in (0, 1], got {self.gamma}")
+        need(
+            self.eval_every is None or self.eval_every > 0,
+            f"eval_every: must be positive, got {self.eval_every}",
+        )
+        need(self.val_size >= 0, f"val_size: must be >= 0, got {self.val_size}")
+        need(self.patience >= 0, f"patience: must be >= 0, got {self.patience}")
+        need(
+            self.patience == 0 or self.val_size > 0,
+            "patience: early stopping watches the validation split; set val_size too",
+        )
+        need(
+            spec.sizes[0] == 784, f"model: the input size must be 784 (28x28), got {spec.sizes[0]}"
+        )
+        classes = REGISTRY[self.dataset].num_classes
+        need(
+            spec.sizes[-1] == classes,
+            f"model: the output size must be {classes} for {self.dataset}, got {spec.sizes[-1]}",
+        )
+
+    @property
+    def model_spec(self) -> str:
+        """The spec text this config builds: the model, else the preset, else the default."""
+        if self.model:
+            return self.model
+        return PRESETS[self.preset or DEFAULT_PRESET][0]
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.preset or ("mlp" if self.model else DEFAULT_PRESET)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown field {unknown[0]!r}")
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        return cls.from_dict(values.get("train", values), str(path))
+
+
+DEFAULT_PRESET = "quickstart-512"
