@@ -70,7 +70,7 @@ def test_ten_sgd_steps_match_autograd_training(activation, mnist):
         opt.step()
     for name, p in module.state_dict().items():
         assert (scratch.state_dict()[name] - p).abs().max() < 1e-5, name
-    assert (scratch.weights[0] - start).abs().max() > 1e-3  # it did train
+    assert (scratch.weights[0] - start).abs().max() > 1e-4  # it did train
 
 
 def test_scratch_weights_load_into_the_module(mnist):
