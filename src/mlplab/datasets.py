@@ -284,8 +284,16 @@ def download_from(
         if problem:
             return False, f"{info.name}.gz: {problem}; rejected"
         name = f"{info.name}.gz" if data[:2] == GZIP_MAGIC else info.name
-        atomic_write(target / name, data)
+        _write(target / name, data)
     return True, "ok"
+
+
+def _write(path: Path, data: bytes) -> None:
+    """atomic_write, with a failure (permissions, a full disk) as a DataError naming the path."""
+    try:
+        atomic_write(path, data)
+    except OSError as e:
+        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def _http_get(url: str, progress: ProgressFn | None, timeout: float) -> bytes:
@@ -351,5 +359,5 @@ def fetch_npm(
         except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
             return False, f"{tarballs[0].name} is not a readable tarball: {e}"
     for name, data in verified.items():
-        atomic_write(target / name, data)
+        _write(target / name, data)
     return True, "ok"
