@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from mlplab.data import Normalization
-from mlplab.errors import CheckpointError
+from mlplab.errors import CheckpointError, MlplabError
 from mlplab.idx import atomic_write
 from mlplab.models import MLP, build_model
 
@@ -78,22 +78,21 @@ def decode_safetensors(
         )
     try:
         header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError included
         raise CheckpointError(f"{name}: corrupt safetensors header: {e}") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: corrupt safetensors header: not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{name}: corrupt safetensors header: metadata is not str -> str")
     body = memoryview(data)[8 + n :]
     tensors, end = {}, 0
-    for key, entry in sorted(header.items(), key=lambda kv: _offsets(kv, name)[0]):
+    # (begin, stop): an empty tensor sharing its begin with a full one comes first.
+    for key, entry in sorted(header.items(), key=lambda kv: _offsets(kv, name)):
         begin, stop = _offsets((key, entry), name)
-        dtype = _FROM_CODE.get(entry.get("dtype"))
-        shape = entry.get("shape")
-        if (
-            dtype is None
-            or not isinstance(shape, list)
-            or not all(isinstance(s, int) and s >= 0 for s in shape)
-        ):
+        code, shape = entry.get("dtype"), entry.get("shape")
+        dtype = _FROM_CODE.get(code) if isinstance(code, str) else None
+        if dtype is None or not isinstance(shape, list) or not all(_is_size(s) for s in shape):
             raise CheckpointError(f"{name}: tensor {key!r} has a bad dtype or shape")
         size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         if begin != end or stop - begin != size or stop > len(body):
@@ -113,13 +112,14 @@ def decode_safetensors(
 def _offsets(item, name: str) -> tuple[int, int]:
     key, entry = item
     offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-    if not (
-        isinstance(offsets, list)
-        and len(offsets) == 2
-        and all(isinstance(o, int) and o >= 0 for o in offsets)
-    ):
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_size(o) for o in offsets)):
         raise CheckpointError(f"{name}: tensor {key!r} has no valid data_offsets")
     return offsets[0], offsets[1]
+
+
+def _is_size(value: Any) -> bool:
+    # JSON true/false arrive as bool, which is an int subclass.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def versions() -> dict[str, str]:
@@ -183,17 +183,32 @@ def weights_path(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Load a checkpoint (a run directory or its model.safetensors) into an eval-mode model."""
     path = weights_path(path)
-    tensors, metadata = decode_safetensors(path.read_bytes(), str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
+    tensors, metadata = decode_safetensors(data, str(path))
     try:
         info = json.loads(metadata["mlplab"])
+        if not isinstance(info, dict):
+            raise ValueError("the mlplab metadata is not a JSON object")
         if info.get("format") != FORMAT:
             raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(info["spec"], str):
+            raise ValueError(f"spec is {info['spec']!r}, expected text")
         model = build_model(info["spec"])
-        model.load_state_dict(tensors, strict=True)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as e:
+            # The first line only says "Error(s) in loading state_dict"; the next one says what.
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or ["?"]
+            raise ValueError(
+                f"spec {info['spec']!r} does not match the tensors: {lines[min(1, len(lines) - 1)]}"
+            ) from None
         Normalization(float(info["normalization"]["mean"]), float(info["normalization"]["std"]))
     except KeyError as e:
         raise CheckpointError(f"{path}: not an mlplab checkpoint (missing {e})") from None
-    except (ValueError, TypeError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0]
+    except (ValueError, TypeError, RuntimeError, MlplabError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path}: not a usable mlplab checkpoint: {first}") from None
     return Checkpoint(model.to(device).eval(), info, path)

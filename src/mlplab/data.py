@@ -108,7 +108,8 @@ class Normalization:
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images (B, ...) -> float32 (B, 784), normalised."""
         scale, shift = 1.0 / (255.0 * self.std), -self.mean / self.std
-        return x.reshape(len(x), -1).float().mul_(scale).add_(shift)
+        # copy=True: a float input must not be changed in place by mul_ and add_.
+        return x.reshape(len(x), -1).to(torch.float32, copy=True).mul_(scale).add_(shift)
 
 
 def pixel_stats(x: torch.Tensor) -> tuple[float, float]:
@@ -154,6 +155,9 @@ def batches(
 
     x: (B, 784) float32, normalised; y: (B,) int64. The last batch may be smaller.
     """
+    if batch_size < 1:
+        # range() would raise for 0 and silently yield nothing for a negative size.
+        raise DataError(f"batch size must be positive, got {batch_size}")
     n = len(split)
     if generator is None:
         order = torch.arange(n, device=split.x.device)

@@ -53,14 +53,15 @@ class ModelSpec:
         return self.sizes[1:-1]
 
     def __str__(self) -> str:
-        text = "-".join(map(str, self.sizes))
-        if self.hidden:
-            text += f":{self.activation}"
+        # parse_spec(str(spec)) == spec: options follow a ":" even without hidden layers, and
+        # dropout is written with repr so that no digits are lost (checkpoints store this text).
+        opts = [self.activation] if self.hidden or self.activation != "relu" else []
         if self.dropout:
-            text += f",dropout={self.dropout:g}"
+            opts.append(f"dropout={float(self.dropout)!r}")
         if self.batch_norm:
-            text += ",bn"
-        return text
+            opts.append("bn")
+        text = "-".join(map(str, self.sizes))
+        return f"{text}:{','.join(opts)}" if opts else text
 
 
 PRESETS: dict[str, tuple[str, str]] = {
