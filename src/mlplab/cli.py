@@ -170,12 +170,15 @@ def _download_bar():
 
 
 def cmd_train(args) -> int:
-    from mlplab.config import TrainConfig
+    from mlplab.config import TrainConfig, read_toml
     from mlplab.runs import run
 
     values = {}
+    source = "config"
     if args.config:
-        values.update(TrainConfig.from_toml(args.config).to_dict())
+        # Merge, then validate once: the file may leave a field for a flag to complete.
+        values.update(read_toml(args.config))
+        source = args.config
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     if "preset" in vars(args) and "model" not in vars(args):
@@ -184,7 +187,7 @@ def cmd_train(args) -> int:
         values["preset"] = None
     if not values.get("data_dir"):
         values["data_dir"] = _data_dir(args)
-    config = TrainConfig.from_dict(values)
+    config = TrainConfig.from_dict(values, source)
 
     interactive = _interactive(args)
     bar = None
@@ -382,8 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     except MlplabError as e:
         print(f"mlplab: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        # An unwritable --out or a vanished file: the OS's reason, on one line.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mlplab: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("mlplab: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0

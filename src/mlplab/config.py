@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
 
+        _check_types(self)
         need(
             self.dataset in REGISTRY,
             f"dataset: unknown {self.dataset!r}; choose one of: {', '.join(REGISTRY)}",
@@ -89,16 +91,22 @@ class TrainConfig:
             f"normalization: must be one of {', '.join(NORMALIZATIONS)}, "
             f"got {self.normalization!r}",
         )
-        need(self.preset is None or self.model is None, "give preset or model, not both")
+        need(
+            self.preset is None or self.model is None,
+            "preset: give preset or model, not both",
+        )
         need(
             self.preset is None or self.preset in PRESETS,
             f"preset: unknown {self.preset!r}; choose one of: {', '.join(PRESETS)}",
         )
         try:
             spec = parse_spec(self.model_spec)
+        except MlplabError as e:
+            raise ConfigError(f"model: {e}") from None
+        try:
             parse_init(self.init)
         except MlplabError as e:
-            raise ConfigError(f"{'model' if self.model else 'init'}: {e}") from None
+            raise ConfigError(f"init: {e}") from None
         need(
             self.optimizer in OPTIMIZERS,
             f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
@@ -175,14 +183,46 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from None
-        return cls.from_dict(values.get("train", values), str(path))
+        return cls.from_dict(read_toml(path), str(path))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML file (its [train] table, or the top level), not yet validated.
+
+    Callers that layer flags over the file merge first and validate once, so a file may
+    leave a field for the flags to complete (patience there, --val-size on the command line).
+    """
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    values = values.get("train", values)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: [train] must be a table")
+    return values
+
+
+def _check_types(config: TrainConfig) -> None:
+    """Values from TOML or code have the field's type; a wrong one is named, not a TypeError."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        allowed = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if value is None and type(None) in allowed:
+            continue
+        # bool is an int to Python, but not to a config; an int is a fine float
+        ok = any(
+            (isinstance(value, t) and (t is bool or not isinstance(value, bool)))
+            or (t is float and type(value) is int)
+            for t in allowed
+            if t is not type(None)
+        )
+        if not ok:
+            kind = " or ".join(t.__name__ for t in allowed if t is not type(None))
+            raise ConfigError(f"{f.name}: must be {kind}, got {value!r}")
 
 
 DEFAULT_PRESET = "quickstart-512"

@@ -167,6 +167,9 @@ def train(
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # The lr this step uses; after schedule.step() the group holds the next step's,
+            # which past the last step is an extrapolation (OneCycleLR swings back up).
+            lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             schedule.step()
             it += 1
@@ -185,7 +188,7 @@ def train(
                     "iteration": it,
                     "epoch": epoch,
                     "train_loss": float(window_loss) / window_n,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": lr,
                 }
                 window_loss.zero_()
                 window_n, last_eval = 0, it
