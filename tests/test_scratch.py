@@ -82,3 +82,43 @@ def test_scratch_weights_load_into_the_module(mnist):
     assert [n for n, _ in module.named_children()] == ["flatten", "fc1", "act1", "fc2"]
     with torch.no_grad():
         assert torch.allclose(module(x), scratch(x), atol=1e-6)
+
+
+def test_scratch_engine_trains_preset_c_past_95_percent(mnist):
+    from mlplab.config import TrainConfig
+    from mlplab.train import train
+
+    config = TrainConfig(
+        preset="c",
+        engine="scratch",
+        optimizer="sgd",
+        lr=0.1,
+        batch_size=100,
+        iterations=3000,
+        eval_every=1000,
+        schedule="constant",
+        normalization="none",
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matmuls: one thread is faster, and immune to a busy core
+    try:
+        result = train(config, mnist, "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert result.test.accuracy >= 95.0
+    evals = [r["iteration"] for r in result.history if r["kind"] == "eval"]
+    assert evals == [1000, 2000, 3000]
+    # the trained scratch weights are an ordinary nn.Module checkpoint
+    assert [n for n, _ in result.model.named_children()] == ["flatten", "fc1", "act1", "fc2"]
+
+
+def test_scratch_config_errors():
+    from mlplab.config import TrainConfig
+    from mlplab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="engine: scratch trains with plain SGD"):
+        TrainConfig(preset="c", engine="scratch", optimizer="adam")
+    with pytest.raises(ConfigError, match="engine: scratch supports sigmoid, tanh, relu, got gelu"):
+        TrainConfig(model="784-32-10:gelu", engine="scratch", optimizer="sgd")
+    with pytest.raises(ConfigError, match="neither dropout nor batch norm"):
+        TrainConfig(model="784-32-10:relu,bn", engine="scratch", optimizer="sgd")

@@ -20,6 +20,9 @@ from mlplab.models import PRESETS, parse_init, parse_spec
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 NORMALIZATIONS = ("tutorial", "dataset", "none")
+LOSSES = ("cross_entropy", "nll")
+ENGINES = ("autograd", "scratch")
+SCRATCH_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
 def _field(default: Any, help: str, **kw) -> Any:
@@ -55,6 +58,18 @@ class TrainConfig:
     nesterov: bool = _field(False, "Nesterov momentum (SGD)")
     weight_decay: float = _field(0.0, "weight decay (L2 for SGD and Adam, decoupled for AdamW)")
     label_smoothing: float = _field(0.0, "label smoothing for the cross-entropy")
+    loss: str = _field(
+        "cross_entropy",
+        "cross_entropy on logits, or nll: log_softmax then NLL as the nn.Sequential tutorial "
+        "writes it (the same function)",
+        choices=LOSSES,
+    )
+    engine: str = _field(
+        "autograd",
+        "autograd: nn.Module and torch.optim; scratch: plain tensors with hand-written "
+        "backprop and SGD (mlplab.scratch)",
+        choices=ENGINES,
+    )
     batch_size: int = _field(512, "training batch size")
     epochs: int = _field(8, "training length in epochs (ignored when iterations is set)")
     iterations: int | None = _field(None, "training length in iterations (optimizer steps)")
@@ -150,6 +165,30 @@ class TrainConfig:
         need(
             spec.sizes[0] == 784, f"model: the input size must be 784 (28x28), got {spec.sizes[0]}"
         )
+        need(self.loss in LOSSES, f"loss: must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        need(
+            self.loss == "cross_entropy" or not self.label_smoothing,
+            "label_smoothing: needs loss cross_entropy",
+        )
+        need(
+            self.engine in ENGINES,
+            f"engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}",
+        )
+        if self.engine == "scratch":
+            need(
+                self.optimizer == "sgd" and not self.momentum and not self.weight_decay,
+                "engine: scratch trains with plain SGD: set optimizer sgd, no momentum or "
+                "weight decay",
+            )
+            need(
+                spec.activation in SCRATCH_ACTIVATIONS or not spec.hidden,
+                f"engine: scratch supports {', '.join(SCRATCH_ACTIVATIONS)}, got {spec.activation}",
+            )
+            need(
+                not spec.dropout and not spec.batch_norm,
+                "engine: scratch supports neither dropout nor batch norm",
+            )
+            need(not self.label_smoothing, "engine: scratch has no label smoothing")
         classes = REGISTRY[self.dataset].num_classes
         need(
             spec.sizes[-1] == classes,

@@ -28,6 +28,7 @@ from mlplab.data import (
 from mlplab.errors import ConfigError
 from mlplab.evaluate import Metrics, evaluate
 from mlplab.models import MLP, build_model, init_weights
+from mlplab.scratch import ScratchMLP
 
 Record = dict
 RecordFn = Callable[[Record], None]
@@ -108,6 +109,56 @@ def make_schedule(config: TrainConfig, optimizer, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+class AutogradEngine:
+    """nn.Module, autograd and torch.optim: the engine for every model and optimizer."""
+
+    def __init__(self, config: TrainConfig, model: MLP, total: int):
+        self.config, self.model = config, model.train()
+        self.optimizer = make_optimizer(config, model.parameters())
+        self.schedule = make_schedule(config, self.optimizer, total)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor):
+        """One optimizer step; returns (loss, logits, the lr this step used)."""
+        logits = self.model(x)  # (B, 784) -> (B, classes)
+        if self.config.loss == "nll":
+            loss = F.nll_loss(F.log_softmax(logits, dim=1), y)
+        else:
+            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # After schedule.step() the group holds the next step's lr, which past the last step
+        # is an extrapolation (OneCycleLR swings back up).
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.schedule.step()
+        return loss.detach(), logits.detach(), lr
+
+    def module(self) -> MLP:
+        return self.model
+
+
+class ScratchEngine:
+    """Plain tensors, hand-written backprop and a hand-written SGD step (mlplab.scratch)."""
+
+    def __init__(self, config: TrainConfig, model: MLP, total: int):
+        self.net = ScratchMLP.from_module(model)  # the same init as the autograd engine
+        self.device = next(model.parameters()).device
+        # torch's schedulers drive an optimizer; this one holds no weights, only the lr,
+        # so both engines follow exactly the same lr curve.
+        self.clock = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+        self.schedule = make_schedule(config, self.clock, total)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor):
+        lr = self.clock.param_groups[0]["lr"]
+        loss, logits = self.net.train_step(x, y, lr)
+        self.clock.step()
+        self.schedule.step()
+        return loss, logits, lr
+
+    def module(self) -> MLP:
+        return self.net.to_module().to(self.device)
+
+
 def train(
     config: TrainConfig,
     data: Dataset,
@@ -139,10 +190,9 @@ def train(
     norm = make_normalization(config, train_split)
 
     model = init_weights(build_model(config.model_spec), config.init).to(device)
-    optimizer = make_optimizer(config, model.parameters())
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total = config.iterations or config.epochs * steps_per_epoch
-    schedule = make_schedule(config, optimizer, total)
+    engine = (ScratchEngine if config.engine == "scratch" else AutogradEngine)(config, model, total)
     eval_every = config.eval_every or steps_per_epoch
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
@@ -158,23 +208,14 @@ def train(
     zero = torch.zeros((), device=device)
     window_loss, window_n = zero.clone(), 0
     last_eval = 0
-    model.train()
     while it < total and not stopped:
         epoch += 1
         epoch_loss, epoch_correct, epoch_n = zero.clone(), zero.clone(), 0
         for x, y in batches(train_split, config.batch_size, norm, generator):
-            logits = model(x)  # (B, 784) -> (B, classes)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # The lr this step uses; after schedule.step() the group holds the next step's,
-            # which past the last step is an extrapolation (OneCycleLR swings back up).
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            schedule.step()
+            loss, logits, lr = engine.step(x, y)
             it += 1
             with torch.no_grad():
-                batch_loss = loss.detach() * len(y)
+                batch_loss = loss * len(y)
                 epoch_loss += batch_loss
                 window_loss += batch_loss
                 epoch_correct += (logits.argmax(1) == y).sum()
@@ -192,6 +233,7 @@ def train(
                 }
                 window_loss.zero_()
                 window_n, last_eval = 0, it
+                model = engine.module()
                 if val_split is not None:
                     val = evaluate(model, val_split, norm, data.num_classes)
                     record.update(val_loss=val.loss, val_accuracy=val.accuracy)
@@ -221,6 +263,7 @@ def train(
         )
 
     assert last_eval == it, "the last step is always evaluated"
+    model = engine.module()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
