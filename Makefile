@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: setup data train test lint format clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data browser train test lint format clean serve
 
 setup: $(STAMP)
 
@@ -19,8 +21,17 @@ data: $(STAMP)
 train: data
 	$(BIN)/mlplab train
 
-test: data
+# Debian's chromium, for the tests that open the web page and the report in a real browser.
+browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: data browser
 	$(BIN)/python -m pytest -q
+
+# The drawing page for the newest run.
+serve: $(STAMP)
+	$(BIN)/mlplab serve "$$(ls -d runs/*/ | grep -v reproduce | tail -n 1)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -129,6 +129,11 @@ def build_parser() -> Parser:
         help="a run directory, a .safetensors file, a spec like 784-128-10:relu, or a preset name",
     )
     p.set_defaults(func=cmd_inspect)
+
+    from mlplab import cli_show, cli_use
+
+    cli_show.add_parsers(sub, data_sub, f"data folder (default: ${ENV_DATA})")
+    cli_use.add_parsers(sub)
     return parser
 
 
@@ -171,6 +176,7 @@ def _download_bar():
 
 def cmd_train(args) -> int:
     from mlplab.config import TrainConfig, read_toml
+    from mlplab.data import load_dataset
     from mlplab.runs import run
 
     values = {}
@@ -188,6 +194,7 @@ def cmd_train(args) -> int:
     if not values.get("data_dir"):
         values["data_dir"] = _data_dir(args)
     config = TrainConfig.from_dict(values, source)
+    data = load_dataset(config.dataset, data_dir=config.data_dir, progress=_download_bar())
 
     interactive = _interactive(args)
     bar = None
@@ -223,10 +230,7 @@ def cmd_train(args) -> int:
 
     try:
         run_dir, result = run(
-            config,
-            on_record=on_record,
-            on_step=on_step if bar else None,
-            download_progress=_download_bar(),
+            config, data=data, on_record=on_record, on_step=on_step if bar else None
         )
     finally:
         if bar is not None:
@@ -240,8 +244,20 @@ def cmd_train(args) -> int:
             f"; validation {result.val.accuracy:.2f}% (best at iteration {result.best_iteration})"
         )
     print(line)
+    _train_pictures(run_dir, data)
     print(f"Run saved to {run_dir}")
     return 0
+
+
+def _train_pictures(run_dir: Path, data) -> None:
+    """The curves and the confusion matrix of a finished run, when matplotlib is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    from mlplab.report import plot_run
+
+    plot_run(run_dir, data, only=("curves", "confusion"))
 
 
 def cmd_evaluate(args) -> int:
