@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data browser train test lint format clean serve
+.PHONY: setup data system-deps train test bench lint format clean serve
 
 setup: $(STAMP)
 
@@ -21,13 +21,19 @@ data: $(STAMP)
 train: data
 	$(BIN)/mlplab train
 
-# Debian's chromium, for the tests that open the web page and the report in a real browser.
-browser:
-	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+# From Debian: chromium, for the tests that open the web page and the report in a real
+# browser, and Fashion-MNIST (dataset-fashion-mnist), whose mirror may be out of reach.
+system-deps:
+	command -v chromium >/dev/null && [ -d /usr/share/datasets/fashion-mnist ] || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; }
 
-test: data browser
+test: data system-deps
 	$(BIN)/python -m pytest -q
+
+# Every speed claim of issue 4, measured side by side; writes BENCHMARKS.md (about 20 min).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 # The drawing page for the newest run.
 serve: $(STAMP)

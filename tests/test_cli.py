@@ -141,6 +141,7 @@ def test_train_writes_the_run_directory(trained):
         "metrics.jsonl",
         "model.json",
         "model.safetensors",
+        "plots",  # curves and confusion matrix, since matplotlib is installed
     ]
     config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     assert config == TrainConfig(
@@ -322,9 +323,22 @@ def _commands(parser: argparse.ArgumentParser, prefix=()):
 
 def test_every_subcommand_help_exits_zero(capsys):
     commands = list(_commands(cli.build_parser()))
-    assert {"train", "evaluate", "data", "data fetch", "data info", "models", "inspect"} == {
-        " ".join(c) for c in commands
-    }
+    assert {
+        "train",
+        "evaluate",
+        "data",
+        "data fetch",
+        "data info",
+        "data show",
+        "models",
+        "inspect",
+        "plot",
+        "report",
+        "reproduce",
+        "predict",
+        "export",
+        "serve",
+    } == {" ".join(c) for c in commands}
     for command in commands:
         with pytest.raises(SystemExit) as exit_:
             cli.main([*command, "--help"])

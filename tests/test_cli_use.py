@@ -1,0 +1,101 @@
+"""`mlplab predict`, `export` and `serve` arguments, end to end through subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def mlplab(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mlplab", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def write_digits(mnist, tmp_path, n=3) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"digit{i}.jpg"
+        Image.fromarray(255 - mnist.test.x[i].numpy()).resize((120, 120)).convert("RGB").save(
+            tmp_path / name
+        )
+        names.append(name)
+    return names
+
+
+def test_predict_table_with_a_bad_file_among_good_ones(trained_run, mnist, tmp_path):
+    names = write_digits(mnist, tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
+    out = mlplab(
+        "predict",
+        str(trained_run),
+        names[0],
+        "broken.png",
+        *names[1:],
+        "-k",
+        "2",
+        "--show-input",
+        "seen",
+        "--plot",
+        "plots",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1  # one file failed ...
+    assert (
+        out.stderr.strip()
+        == "mlplab: error: broken.png: not an image (PNG, JPEG, BMP or GIF expected)"
+    )
+    rows = out.stdout.splitlines()  # ... and the others were still predicted
+    assert [r.split()[0] for r in rows] == names
+    assert [r.split()[1] for r in rows] == ["7", "2", "1"]
+    assert len(rows[0].split()) == 5  # name, then 2 x (class, probability)
+    for name in names:
+        stem = name.removesuffix(".jpg")
+        assert Image.open(tmp_path / "seen" / f"{stem}-input.png").size == (28, 28)
+        assert (tmp_path / "plots" / f"{stem}-classify.png").stat().st_size > 1000
+
+
+def test_predict_json_and_onnx(trained_run, mnist, tmp_path):
+    names = write_digits(mnist, tmp_path, 2)
+    out = mlplab("export", str(trained_run), "--format", "onnx", "-o", "m.onnx", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    results = {}
+    for model in (str(trained_run), "m.onnx"):
+        out = mlplab("predict", model, *names, "--json", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert [r["name"] for r in doc["results"]] == names
+        results[model] = doc["results"]
+    for a, b in zip(*results.values(), strict=True):
+        assert a["top"][0]["class"] == b["top"][0]["class"]
+        assert abs(a["top"][0]["probability"] - b["top"][0]["probability"]) < 1e-5
+
+
+def test_export_torchscript_default_path(trained_run, tmp_path):
+    out = mlplab("export", str(trained_run), "--format", "torchscript", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(trained_run / "model.pt")
+    assert (trained_run / "model.pt").stat().st_size > 10_000
+
+
+def test_bad_arguments(trained_run, tmp_path):
+    out = mlplab("predict", str(trained_run), "missing.png", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("mlplab: error: missing.png: cannot read")
+    out = mlplab("export", str(tmp_path / "nope"), cwd=tmp_path)
+    assert out.returncode == 1 and "no such checkpoint" in out.stderr
+    out = mlplab("serve", str(trained_run), "--port", "70000", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip() == "mlplab: error: --port must be 0 to 65535, got 70000"
+    out = mlplab("export", str(trained_run), "--format", "tflite", cwd=tmp_path)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
