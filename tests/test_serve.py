@@ -102,7 +102,10 @@ def test_health_model_and_docs(server, trained_run):
     with urllib.request.urlopen(server + "/openapi.json") as r:
         assert "/api/predict" in json.loads(r.read())["paths"]
     with urllib.request.urlopen(server + "/docs") as r:
-        assert r.status == 200
+        docs = r.read().decode()
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs  # works offline
+    with urllib.request.urlopen(server + "/docs-assets/swagger-ui-bundle.js") as r:
+        assert r.status == 200 and len(r.read()) > 100_000
 
 
 def test_page_and_assets_are_served_locally(server):

@@ -20,6 +20,7 @@ from mlplab.predict import ImageError, Predictor, load_predictor, preprocess
 
 MAX_BODY = 2 * 1024 * 1024
 MAX_BATCH = 1024
+DRAIN_LIMIT = 64 * 1024 * 1024  # past this, answer 413 without reading on
 STATIC = Path(__file__).parent / "static"
 
 
@@ -67,6 +68,8 @@ def create_app(model: str | Path | Predictor):
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     info = predictor.info
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title="mlplab",
         version=str(info.get("versions", {}).get("mlplab", "")),
         description="Draw a digit, or post an image or pixels, and get class "
@@ -85,6 +88,8 @@ def create_app(model: str | Path | Predictor):
             "input": [round(float(v), 4) for v in seen.reshape(-1)],
             "latency_ms": (time.perf_counter() - start) * 1000,
         }
+
+    _mount_docs(app, info)
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -150,14 +155,18 @@ def create_app(model: str | Path | Predictor):
         start = time.perf_counter()
         try:
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            declared = request.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > MAX_BODY:
-                raise BadInput(413, f"body is {int(declared)} bytes; the limit is {MAX_BODY}")
-            body = b""
+            # Read (and past the limit, discard) the whole body before answering: a client
+            # still sending when the server replies and closes would see a reset, not a 413.
+            chunks, size = [], 0
             async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    raise BadInput(413, f"body exceeds the limit of {MAX_BODY} bytes")
+                size += len(chunk)
+                if size <= MAX_BODY:
+                    chunks.append(chunk)
+                elif size > DRAIN_LIMIT:
+                    break
+            if size > MAX_BODY:
+                raise BadInput(413, f"body exceeds the limit of {MAX_BODY} bytes")
+            body = b"".join(chunks)
             if kind == "multipart/form-data":
                 body = await _form_file(request, body)
             if not body:
@@ -205,6 +214,30 @@ def create_app(model: str | Path | Predictor):
         return await upload.read()
 
     return app
+
+
+def _mount_docs(app: FastAPI, info: dict) -> None:
+    """/docs served from the swagger-ui-bundle package when installed, so it works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        from fastapi.staticfiles import StaticFiles
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # FastAPI's default page, which loads Swagger UI from a CDN
+        assets = {}
+    else:
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+        # This Swagger UI (4.x) reads OpenAPI 3.0; nothing in this API needs 3.1.
+        app.openapi_version = "3.0.3"
+        assets = {
+            "swagger_js_url": "/docs-assets/swagger-ui-bundle.js",
+            "swagger_css_url": "/docs-assets/swagger-ui.css",
+            "swagger_favicon_url": "/docs-assets/favicon-32x32.png",
+        }
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mlplab API", **assets)
 
 
 def serve(

@@ -24,8 +24,14 @@ def digit_pixels() -> bytes:
     return json.dumps({"pixels": pixels}).encode()
 
 
-def load_test(url: str, requests: int = 2000, concurrency: int = 16, body: bytes | None = None,
-              content_type: str = "application/json", max_seconds: float = 300.0) -> dict:
+def load_test(
+    url: str,
+    requests: int = 2000,
+    concurrency: int = 16,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    max_seconds: float = 300.0,
+) -> dict:
     """Send `requests` POSTs to url/api/predict from `concurrency` threads; returns stats."""
     parts = urlsplit(url)
     body = body if body is not None else digit_pixels()
@@ -70,16 +76,24 @@ def load_test(url: str, requests: int = 2000, concurrency: int = 16, body: bytes
     seconds = time.perf_counter() - start
     ms = sorted(x * 1000 for x in latencies)
     pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")  # noqa: E731
-    return {"requests": len(latencies) + len(errors), "concurrency": concurrency,
-            "statuses": statuses, "errors": len(errors), "first_error": errors[:1],
-            "p50_ms": pick(0.50), "p99_ms": pick(0.99),
-            "mean_ms": statistics.fmean(ms) if ms else float("nan"),
-            "requests_per_s": len(latencies) / seconds if seconds else 0.0, "seconds": seconds}
+    return {
+        "requests": len(latencies) + len(errors),
+        "concurrency": concurrency,
+        "statuses": statuses,
+        "errors": len(errors),
+        "first_error": errors[:1],
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+        "requests_per_s": len(latencies) / seconds if seconds else 0.0,
+        "seconds": seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlplab.serve.loadtest",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mlplab.serve.loadtest", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
