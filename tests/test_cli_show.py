@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
@@ -13,30 +10,18 @@ from PIL import Image
 from mlplab.reproduce import EXPERIMENTS
 
 
-def mlplab(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlplab", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def test_plot_and_report(trained_run, tmp_path):
-    out = mlplab("plot", str(trained_run), cwd=tmp_path)
+def test_plot_and_report(trained_run, tmp_path, cli):
+    out = cli("plot", str(trained_run), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     written = out.stdout.split()
     assert len(written) == 6 and all(p.endswith(".png") for p in written)
-    out = mlplab("report", str(trained_run), cwd=tmp_path)
+    out = cli("report", str(trained_run), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (trained_run / "report.html").stat().st_size > 50_000
 
 
-def test_train_writes_curves_and_confusion(tmp_path):
-    out = mlplab(
+def test_train_writes_curves_and_confusion(tmp_path, cli):
+    out = cli(
         "train",
         "--preset",
         "logistic",
@@ -52,22 +37,22 @@ def test_train_writes_curves_and_confusion(tmp_path):
     assert sorted(p.name for p in (run_dir / "plots").iterdir()) == ["confusion.png", "curves.png"]
 
 
-def test_data_show(tmp_path):
-    out = mlplab("data", "show", "mnist", "--count", "16", "-o", "grid.png", cwd=tmp_path)
+def test_data_show(tmp_path, cli):
+    out = cli("data", "show", "mnist", "--count", "16", "-o", "grid.png", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert Image.open(tmp_path / "grid.png").size == (800, 860)
 
 
-def test_not_a_run_directory(tmp_path):
-    out = mlplab("plot", str(tmp_path), cwd=tmp_path)
+def test_not_a_run_directory(tmp_path, cli):
+    out = cli("plot", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 1
     assert (
         out.stderr.strip() == f"mlplab: error: {tmp_path}: not a run directory (no metrics.jsonl)"
     )
 
 
-def test_reproduce_quick_prints_and_saves_the_table(tmp_path):
-    out = mlplab("reproduce", "--quick", "--seeds", "0,1", "--out", "runs", cwd=tmp_path)
+def test_reproduce_quick_prints_and_saves_the_table(tmp_path, cli):
+    out = cli("reproduce", "--quick", "--seeds", "0,1", "--out", "runs", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("|")]
     assert len(lines) == 2 + len(EXPERIMENTS)  # header, rule, one row per experiment
@@ -92,6 +77,6 @@ def test_reproduce_quick_prints_and_saves_the_table(tmp_path):
         (["--seeds", "a,b"], "--seeds must be comma-separated integers, got 'a,b'"),
     ],
 )
-def test_reproduce_bad_arguments(args, message, tmp_path):
-    out = mlplab("reproduce", "--quick", *args, cwd=tmp_path)
+def test_reproduce_bad_arguments(args, message, tmp_path, cli):
+    out = cli("reproduce", "--quick", *args, cwd=tmp_path)
     assert out.returncode == 1 and out.stderr.strip() == f"mlplab: error: {message}"

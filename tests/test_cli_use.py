@@ -3,23 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from PIL import Image
-
-
-def mlplab(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "mlplab", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def write_digits(mnist, tmp_path, n=3) -> list[str]:
@@ -33,10 +18,10 @@ def write_digits(mnist, tmp_path, n=3) -> list[str]:
     return names
 
 
-def test_predict_table_with_a_bad_file_among_good_ones(trained_run, mnist, tmp_path):
+def test_predict_table_with_a_bad_file_among_good_ones(trained_run, mnist, tmp_path, cli):
     names = write_digits(mnist, tmp_path)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
-    out = mlplab(
+    out = cli(
         "predict",
         str(trained_run),
         names[0],
@@ -65,13 +50,13 @@ def test_predict_table_with_a_bad_file_among_good_ones(trained_run, mnist, tmp_p
         assert (tmp_path / "plots" / f"{stem}-classify.png").stat().st_size > 1000
 
 
-def test_predict_json_and_onnx(trained_run, mnist, tmp_path):
+def test_predict_json_and_onnx(trained_run, mnist, tmp_path, cli):
     names = write_digits(mnist, tmp_path, 2)
-    out = mlplab("export", str(trained_run), "--format", "onnx", "-o", "m.onnx", cwd=tmp_path)
+    out = cli("export", str(trained_run), "--format", "onnx", "-o", "m.onnx", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     results = {}
     for model in (str(trained_run), "m.onnx"):
-        out = mlplab("predict", model, *names, "--json", cwd=tmp_path)
+        out = cli("predict", model, *names, "--json", cwd=tmp_path)
         assert out.returncode == 0, out.stderr
         doc = json.loads(out.stdout)
         assert [r["name"] for r in doc["results"]] == names
@@ -81,21 +66,21 @@ def test_predict_json_and_onnx(trained_run, mnist, tmp_path):
         assert abs(a["top"][0]["probability"] - b["top"][0]["probability"]) < 1e-5
 
 
-def test_export_torchscript_default_path(trained_run, tmp_path):
-    out = mlplab("export", str(trained_run), "--format", "torchscript", cwd=tmp_path)
+def test_export_torchscript_default_path(trained_run, tmp_path, cli):
+    out = cli("export", str(trained_run), "--format", "torchscript", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(trained_run / "model.pt")
     assert (trained_run / "model.pt").stat().st_size > 10_000
 
 
-def test_bad_arguments(trained_run, tmp_path):
-    out = mlplab("predict", str(trained_run), "missing.png", cwd=tmp_path)
+def test_bad_arguments(trained_run, tmp_path, cli):
+    out = cli("predict", str(trained_run), "missing.png", cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.strip().startswith("mlplab: error: missing.png: cannot read")
-    out = mlplab("export", str(tmp_path / "nope"), cwd=tmp_path)
+    out = cli("export", str(tmp_path / "nope"), cwd=tmp_path)
     assert out.returncode == 1 and "no such checkpoint" in out.stderr
-    out = mlplab("serve", str(trained_run), "--port", "70000", cwd=tmp_path)
+    out = cli("serve", str(trained_run), "--port", "70000", cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.strip() == "mlplab: error: --port must be 0 to 65535, got 70000"
-    out = mlplab("export", str(trained_run), "--format", "tflite", cwd=tmp_path)
+    out = cli("export", str(trained_run), "--format", "tflite", cwd=tmp_path)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1

@@ -17,15 +17,6 @@ from mlplab.models import build_model
 from mlplab.train import train
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine two threads thrash (measured 10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(mnist):
     """Preset c after 150 steps: right on most images, wrong on a few hundred."""

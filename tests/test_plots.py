@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from html.parser import HTMLParser
 
 import numpy as np
@@ -113,35 +112,17 @@ def test_report_is_valid_self_contained_html(trained_run, mnist):
     assert "784-100-10:relu" in text and "Per-class test accuracy" in text
 
 
-def test_report_renders_in_headless_chromium(trained_run, mnist, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (make test installs it)"
+def test_report_renders_in_headless_chromium(trained_run, mnist, tmp_path, browser):
     report = write_report(trained_run, mnist)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(report.as_uri())
-            loaded = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
-            )
-            assert loaded == [True] * len(PICTURES)
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(report.as_uri())
+    loaded = page.eval_on_selector_all(
+        "img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert loaded == [True] * len(PICTURES)
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert pixels.shape[0] > 900  # the full page is taller than one screen
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01  # text and pictures, not blank

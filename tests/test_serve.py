@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -185,60 +184,35 @@ def test_oversized_image_and_missing_form_field(server):
     assert status == 422 and "'file'" in result["error"]
 
 
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Debian's chromium is needed for the browser test (make test installs it)"
-    return path
-
-
-def test_drawing_a_digit_in_a_real_browser(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium_path(),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 700})
-            page.goto(server + "/")
-            page.wait_for_selector("body[data-ready=true]")
-            assert "784-100-10:relu" in page.locator("#model-info").text_content()
-            box = page.locator("#pad").bounding_box()
-            strokes = [[(70, 60), (210, 60), (200, 80), (150, 160), (120, 235)]]  # a 7
-            for stroke in strokes:
-                page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-                page.mouse.down()
-                for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
-                    for t in range(1, 9):
-                        page.mouse.move(
-                            box["x"] + x0 + (x1 - x0) * t / 8, box["y"] + y0 + (y1 - y0) * t / 8
-                        )
-                page.mouse.up()
-            page.wait_for_function(
-                "document.getElementById('top-class').textContent === '7'", timeout=15000
-            )
-            page.wait_for_timeout(500)  # let the last in-flight prediction land
-            probs = page.eval_on_selector_all(
-                ".bar", "rows => rows.map(r => parseFloat(r.dataset.probability))"
-            )
-            assert len(probs) == 10 and sum(probs) == pytest.approx(1.0, abs=1e-3)
-            seen = page.eval_on_selector(
-                "#seen", "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"
-            )
-            assert max(seen[0::4]) > 200  # the 28x28 view shows the ink
-            page.screenshot(path=str(tmp_path / "page.png"))
-            page.click("#clear")
-            assert page.locator("#top-class").text_content() == "–"
-        finally:
-            browser.close()
+def test_drawing_a_digit_in_a_real_browser(server, tmp_path, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 700})
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    assert "784-100-10:relu" in page.locator("#model-info").text_content()
+    box = page.locator("#pad").bounding_box()
+    stroke = [(70, 60), (210, 60), (200, 80), (150, 160), (120, 235)]  # a 7
+    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+        for t in range(1, 9):
+            page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 8, box["y"] + y0 + (y1 - y0) * t / 8)
+    page.mouse.up()
+    page.wait_for_function(
+        "document.getElementById('top-class').textContent === '7'", timeout=15000
+    )
+    page.wait_for_timeout(500)  # let the last in-flight prediction land
+    probs = page.eval_on_selector_all(
+        ".bar", "rows => rows.map(r => parseFloat(r.dataset.probability))"
+    )
+    assert len(probs) == 10 and sum(probs) == pytest.approx(1.0, abs=1e-3)
+    seen = page.eval_on_selector(
+        "#seen", "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"
+    )
+    assert max(seen[0::4]) > 200  # the 28x28 view shows the ink
+    page.screenshot(path=str(tmp_path / "page.png"))
+    page.click("#clear")
+    assert page.locator("#top-class").text_content() == "–"
+    page.close()
 
 
 def test_bounded_load(server):

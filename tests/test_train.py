@@ -29,15 +29,6 @@ GATE = dict(
 GATE_FLOOR = 95.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy 2-core machine two threads thrash (measured 10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def small(mnist) -> Dataset:
     """The first 2,000 training and 1,000 test images of MNIST: epochs of a few dozen steps."""
