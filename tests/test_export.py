@@ -82,3 +82,29 @@ def test_bad_export_requests(trained_run, tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(MlplabError, match=r"junk\.onnx: not a loadable ONNX model"):
         OnnxModel(junk)
+
+
+def test_an_onnx_deployment_never_imports_torch(onnx_file, mnist, tmp_path):
+    """predict() on an .onnx runs through onnxruntime alone: torch is blocked and not needed."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.fromarray(255 - mnist.test.x[0].numpy()).resize((90, 90)).save(tmp_path / "d.png")
+    script = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+from mlplab.predict import predict
+(result,) = predict({str(onnx_file)!r}, [{str(tmp_path / "d.png")!r}])
+print(result.top[0][0], "torch" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["7", "False"]

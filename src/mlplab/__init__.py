@@ -1,34 +1,46 @@
-"""mlplab: build, train, inspect and use feed-forward classifiers on MNIST-family images."""
+"""mlplab: build, train, inspect and use feed-forward classifiers on MNIST-family images.
+
+The names below load on first use, so `import mlplab.predict` can run an exported ONNX model
+without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from mlplab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from mlplab.config import TrainConfig  # noqa: E402
-from mlplab.data import Dataset, Normalization, Split, load_dataset  # noqa: E402
-from mlplab.errors import MlplabError  # noqa: E402
-from mlplab.evaluate import Metrics, evaluate  # noqa: E402
-from mlplab.models import MLP, PRESETS, ModelSpec, build_model, init_weights, parse_spec  # noqa: E402
-from mlplab.train import TrainResult, pick_device, train  # noqa: E402
+_EXPORTS = {
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "TrainConfig": "config",
+    "Dataset": "data",
+    "Normalization": "data",
+    "Split": "data",
+    "load_dataset": "data",
+    "MlplabError": "errors",
+    "Metrics": "evaluate",
+    "evaluate": "evaluate",
+    "MLP": "models",
+    "ModelSpec": "models",
+    "PRESETS": "models",
+    "build_model": "models",
+    "init_weights": "models",
+    "parse_spec": "models",
+    "Prediction": "predict",
+    "Predictor": "predict",
+    "load_predictor": "predict",
+    "TrainResult": "train",
+    "pick_device": "train",
+    "train": "train",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "Checkpoint",
-    "Dataset",
-    "MLP",
-    "Metrics",
-    "MlplabError",
-    "ModelSpec",
-    "Normalization",
-    "PRESETS",
-    "Split",
-    "TrainConfig",
-    "TrainResult",
-    "build_model",
-    "evaluate",
-    "init_weights",
-    "load_checkpoint",
-    "load_dataset",
-    "parse_spec",
-    "pick_device",
-    "save_checkpoint",
-    "train",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"mlplab.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlplab' has no attribute {name!r}")

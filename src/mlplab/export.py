@@ -12,11 +12,12 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from mlplab.checkpoint import Checkpoint
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    from mlplab.checkpoint import Checkpoint
 
 FORMATS = ("onnx", "torchscript")
 EXTENSIONS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -49,6 +50,8 @@ def export_onnx(ckpt: Checkpoint, path: str | Path) -> Path:
         raise MlplabError(
             "ONNX export needs onnx and onnxscript: pip install 'mlplab[export]'"
         ) from None
+    import torch
+
     path = Path(path)
     model = ckpt.model.cpu().eval()
     example = torch.zeros(2, 1, 28, 28)
@@ -78,6 +81,8 @@ def export_onnx(ckpt: Checkpoint, path: str | Path) -> Path:
 
 def export_torchscript(ckpt: Checkpoint, path: str | Path) -> Path:
     """Write a TorchScript module with mlplab.json as an extra file; atomic."""
+    import torch
+
     path = Path(path)
     model = ckpt.model.cpu().eval()
     with warnings.catch_warnings():

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from mlplab.errors import MlplabError
 
@@ -78,7 +77,7 @@ def to_gray(image: Any, name: str = "<image>") -> np.ndarray:
                 return rgba[..., 3]
         arr = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
     else:
-        arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
             arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
             arr = arr / 255.0 if image_is_uint8(image) else arr
@@ -96,7 +95,7 @@ def to_gray(image: Any, name: str = "<image>") -> np.ndarray:
 
 
 def image_is_uint8(image) -> bool:
-    return getattr(image, "dtype", None) in (np.uint8, torch.uint8)
+    return str(getattr(image, "dtype", "")) in ("uint8", "torch.uint8")
 
 
 def mnistify(ink: np.ndarray) -> np.ndarray:
@@ -147,6 +146,8 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, ckpt) -> Predictor:
+        import torch
+
         model = ckpt.model.eval()
         device = next(model.parameters()).device
 

@@ -250,10 +250,11 @@ def serve(
         raise MlplabError(
             "serving needs fastapi and uvicorn: pip install 'mlplab[serve]'"
         ) from None
-    import torch
+    if not str(model).endswith(".onnx"):
+        import torch
 
-    # Each request is one small forward pass: more intra-op threads only contend with the
-    # event loop and the clients (measured: 2.1x the requests/s with 1 thread than with 2).
-    torch.set_num_threads(1)
+        # Each request is one small forward pass: more intra-op threads only contend with the
+        # event loop and the clients (measured: 2.1x the requests/s with 1 thread than with 2).
+        torch.set_num_threads(1)
     app = create_app(model)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
