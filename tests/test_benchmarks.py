@@ -94,5 +94,5 @@ def test_every_target_has_a_verdict(report):
 
 def test_profiles_are_torch_profiler_tables(report):
     body = sections(report)["Profiles (torch.profiler, operators by self CPU time)"]
-    assert body.count("Self CPU time total") == 2
+    assert body.count("Self CPU time total") == 3
     assert "aten::addmm" in body
