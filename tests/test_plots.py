@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from mlplab import plots
+from mlplab.datasets import get_info
 from mlplab.report import PICTURES, plot_run, write_report
 
 
@@ -26,18 +27,7 @@ def check_png(path, name: str):
 
 
 def test_view_classify_uses_class_names(tmp_path):
-    classes = [
-        "T-shirt/top",
-        "Trouser",
-        "Pullover",
-        "Dress",
-        "Coat",
-        "Sandal",
-        "Shirt",
-        "Sneaker",
-        "Bag",
-        "Ankle boot",
-    ]
+    classes = get_info("fashion-mnist").classes
     probs = torch.softmax(torch.arange(10.0), 0)
     image = (torch.rand(28, 28) * 255).to(torch.uint8)
     path = plots.view_classify(image, probs, classes, tmp_path / "vc.png")
