@@ -1,0 +1,160 @@
+"""python -m benchmarks [--smoke] [--out PATH]: run every section, print it, write the report.
+
+The full run (about 20 minutes on two slow cores) writes BENCHMARKS.md at the repository root;
+--smoke runs every row on crumbs in under a minute and writes to a temporary file instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from benchmarks.budget import FULL, SMOKE
+from benchmarks.harness import (
+    ROOT,
+    Runner,
+    load_average,
+    machine_info,
+    python_loop_seconds,
+)
+from benchmarks.report import table
+from benchmarks.sections import Suite
+from mlplab.datasets import locate
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny budgets: every row, no meaning")
+    parser.add_argument("--out", type=Path, help="where to write the report")
+    parser.add_argument("--repeats", type=int, help="runs per case (default 3; smoke 1)")
+    return parser.parse_args(argv)
+
+
+NOTES = "<!-- Hand-written notes below this line are kept when the benchmark rewrites the file. -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written tail of an earlier report, so that a re-run keeps the analysis."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return f"\n{NOTES}\n"
+    return "\n" + text[text.index(NOTES) :] if NOTES in text else f"\n{NOTES}\n"
+
+
+def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
+    """Every section in report order. With jobs > 1 (smoke) independent ones overlap."""
+    pool = ThreadPoolExecutor(6) if suite.budget.jobs > 1 else None
+
+    def start(fn, *args):
+        if pool is None:
+            log(f"{fn.__name__}")
+            return _Done(fn(*args))
+        return pool.submit(fn, *args)
+
+    # Sequential order matters: techniques decide the thread count for everything after.
+    startup = start(suite.startup)
+    techniques = start(suite.techniques)
+    search = start(suite.recipe_search)
+    throughput = start(suite.throughput)
+    t99 = start(suite.time_to_99)
+    hardware = start(suite.hardware)
+    search_md, winner, search_runs = search.result()
+    profiles = start(suite.profiles, winner)
+    throughput_md, tutorial_runs = throughput.result()
+    tta = start(suite.time_to_accuracy, winner, search_runs, tutorial_runs)
+    matmul_md, wide_md = hardware.result()
+    profile_md = "\n\n".join(
+        f"**{label}** ({seconds:.2f} s under the profiler)\n\n```\n{text.rstrip()}\n```"
+        for label, seconds, text in profiles.result()
+    )
+    sections = [
+        ("Where the start-up goes", startup.result()),
+        ("Techniques, side by side", techniques.result()),
+        ("1. Throughput at equal accuracy", throughput_md),
+        ("2a. mlplab recipe search (one run each)", search_md),
+        ("2b. Time to 97% and 98% from process start", tta.result()),
+        ("2c. Time to 99% from process start", t99.result()),
+        ("3a. float32 matmul peak (torch.mm)", matmul_md),
+        ("3b. Hardware efficiency: wide MLP", wide_md),
+        ("Profiles (torch.profiler, operators by self CPU time)", profile_md or "none"),
+    ]
+    if pool is not None:
+        pool.shutdown()
+    return sections
+
+
+class _Done:
+    """An already-computed value behind the Future.result() interface."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = SMOKE if args.smoke else FULL
+    if args.repeats:
+        budget = type(budget)(**{**budget.__dict__, "repeats": args.repeats})
+    out = args.out or (
+        Path(tempfile.gettempdir()) / "mlplab-bench-smoke.md"
+        if args.smoke
+        else ROOT / "BENCHMARKS.md"
+    )
+    command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    start, load_before = time.time(), load_average()
+    files = {role: str(path) for role, path in locate("mnist").items()}
+    suite = Suite(Runner(budget.jobs, log), budget, files, psutil.cpu_count(logical=False) or 1)
+    scale = 10 if args.smoke else 1  # the smoke run times 1M and scales
+    loop = python_loop_seconds(10_000_000 // scale)
+
+    suite.threads = budget.threads
+    sections = run_sections(suite, log)
+    for title, body in sections:
+        print(f"\n## {title}\n\n{body}\n", flush=True)
+    order = ["Throughput", "Time to 98%", "Time to 98% (", "Time to 99%", "Against", "Hardware"]
+    targets = sorted(
+        suite.targets, key=lambda row: max(i for i, p in enumerate(order) if row[0].startswith(p))
+    )
+    targets_md = table(["target", "goal", "measured (median)", "verdict", "margin"], targets)
+    print(f"\n## Targets\n\n{targets_md}\n", flush=True)
+
+    info = machine_info()
+    info["threads used by every case"] = str(suite.threads)
+    info["load average (1/5/15 min) before"] = load_before
+    info["load average (1/5/15 min) after"] = load_average()
+    info["pure-Python loop of 10M additions"] = (
+        f"{loop[0] * scale:.2f} s at module scope, {loop[1] * scale:.2f} s inside a function "
+        "(how slow this machine is)"
+    )
+    info["date (UTC)"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    info["benchmark wall time"] = f"{time.time() - start:.0f} s"
+    info["command"] = f"`{command}`" + ("" if args.smoke else " (what `make bench` runs)")
+    info["repeats per case"] = str(budget.repeats)
+    header = table(["", ""], [[k, v] for k, v in info.items()])
+    doc = "\n\n".join(
+        [f"# BENCHMARKS{' (smoke run: meaningless numbers)' if args.smoke else ''}", header]
+        + [f"## Targets\n\n{targets_md}"]
+        + [f"## {title}\n\n{body}" for title, body in sections]
+    )
+    out.write_text(doc + "\n" + kept_notes(out))
+    log(f"wrote {out} in {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,485 @@
+"""What each section of issue 4 launches, and the markdown it makes of the results.
+
+Sections share one Suite: the runner, the budget, the thread count that won in the techniques
+section (every later case, scikit-learn included, runs with it), and the list of targets.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+
+from benchmarks.budget import (
+    AUG_99,
+    CANDIDATES,
+    E_CONFIG,
+    FAST_98,
+    FAST_E,
+    TRAIN_SIZE,
+    WIDE,
+    Budget,
+)
+from benchmarks.hardware import count_params, training_flops
+from benchmarks.harness import (
+    Run,
+    Runner,
+    accuracy_at,
+    accuracy_by,
+    last_accuracy,
+    median,
+    median_time,
+    steady_epoch_seconds,
+    wall_at,
+    wide_step_seconds,
+)
+from benchmarks.report import (
+    fmt,
+    margin_text,
+    ratio,
+    sklearn_target,
+    table,
+    target_row,
+    time_target,
+    verdict,
+)
+
+
+@dataclass
+class Suite:
+    """One benchmark run: launches each section's cases and renders its tables."""
+
+    runner: Runner
+    budget: Budget
+    files: dict[str, str]
+    physical_cores: int
+    threads: int | None = None
+    targets: list[list] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return self.budget.train_size or TRAIN_SIZE
+
+    def common(self) -> dict:
+        extra = {"threads": self.threads} if self.threads else {}
+        return {
+            **extra,
+            **({"train_size": self.budget.train_size} if self.budget.train_size else {}),
+        }
+
+    def repeat(self, jobs: list[tuple[str, dict, float]]) -> list[list[Run]]:
+        """Every job `repeats` times, interleaved (a, b, c, a, b, c, ...); runs grouped by job."""
+        flat = self.runner.map(jobs * self.budget.repeats)
+        return [flat[i :: len(jobs)] for i in range(len(jobs))]
+
+    def mlplab_job(self, config: dict, evals_per_epoch: int = 1, shorten: bool = True) -> tuple:
+        steps = math.ceil(self.n / config["batch_size"])
+        config = {**config, "eval_every": max(steps // evals_per_epoch, 1), "device": "cpu"}
+        if self.budget.mlplab_epochs and shorten:
+            config["epochs"] = min(config.get("epochs", 8), self.budget.mlplab_epochs)
+        return ("mlplab", {**self.common(), "config": config}, self.budget.timeout)
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def startup(self) -> str:
+        (runs,) = self.repeat([("startup", {}, self.budget.timeout)])
+        stages: dict[str, list[float]] = {}
+        for run in runs:
+            started = run.first("started")
+            stages.setdefault("python start-up (to the child's first line)", []).append(
+                started["wall"] if started else None
+            )
+            for r in run.records:
+                if r.get("kind") == "startup":
+                    stages.setdefault(r["stage"], []).append(r["seconds"])
+        rows = [[name, fmt(median(v), 3)] for name, v in stages.items()]
+        return table(["stage (fresh process)", "seconds (median)"], rows)
+
+    # -- techniques ----------------------------------------------------------------------
+
+    def techniques(self) -> str:
+        b = self.budget
+        params = {
+            "steps": b.tech_steps,
+            "rounds": b.tech_rounds,
+            "physical_cores": self.physical_cores,
+            "compile": b.compile,
+            **({"train_size": b.train_size} if b.train_size else {}),
+        }
+        if b.compile:
+            # A fresh inductor cache: the first run pays a cold compile, later ones a warm one.
+            cache = tempfile.mkdtemp(prefix="mlplab-bench-inductor-")
+            params["env"] = {"TORCHINDUCTOR_CACHE_DIR": cache}
+        passive = {
+            **{k: v for k, v in params.items() if k != "env"},
+            "only_threads": True,
+            "threads_label": "torch.set_num_threads, OMP_WAIT_POLICY=PASSIVE",
+            "env": {"OMP_WAIT_POLICY": "PASSIVE"},
+        }
+        jobs = [("techniques", params, max(b.timeout, 600.0))]
+        jobs += [("techniques", passive, b.timeout)] if b.passive_omp else []
+        runs, *passive_runs = self.repeat(jobs)
+        best = [r["best"] for run in runs for r in run.records if r.get("kind") == "threads"]
+        if self.threads is None:
+            self.threads = int(median(best)) if best else 1
+        runs = runs + [run for group in passive_runs for run in group]
+        seconds: dict[tuple[str, str], list[float]] = {}
+        compile_times: list[float] = []
+        for run in runs:
+            for r in run.records:
+                if r.get("kind") == "technique":
+                    seconds.setdefault((r["technique"], r["variant"]), []).append(r["seconds"])
+                    if "compile_seconds" in r and r["variant"] == "torch.compile":
+                        compile_times.append(r["compile_seconds"])
+        rows = []
+        by_technique: dict[str, list[tuple[str, float]]] = {}
+        for (tech, variant), values in seconds.items():
+            by_technique.setdefault(tech, []).append((variant, median(values)))
+        for tech, variants in by_technique.items():
+            fastest = min(v[1] for v in variants)
+            unit = "s per eval" if tech.startswith("evaluation") else "s per 60k samples"
+            for variant, value in variants:
+                rows.append(
+                    [
+                        tech,
+                        variant,
+                        f"{fmt(value, 3)} {unit}",
+                        ratio(variants[0][1], value, 2),
+                        verdict(value, fastest),
+                    ]
+                )
+        if compile_times:
+            rows.append(
+                [
+                    "torch.compile",
+                    "compile time (first run: cold cache; later: warm)",
+                    ", ".join(f"{t:.1f} s" for t in compile_times),
+                    "paid once per process",
+                    "n/a",
+                ]
+            )
+        elif not self.budget.compile:
+            rows.append(["torch.compile", "skipped in this mode", "n/a", "n/a", "n/a"])
+        for gpu in ("CUDA graphs / torch.compile(mode='reduce-overhead')", "bf16 autocast"):
+            rows.append([f"on GPU: {gpu}", "not measured", "n/a: no CUDA device", "n/a", "n/a"])
+        head = ["technique", "variant", "time (median)", "speed-up vs first variant", "verdict"]
+        return table(head, rows) + (
+            f"\n\nThreads for every later case: {self.threads} (more threads are kept only when "
+            f"they win by ≥ 1.25× in the default-policy comparison above)."
+        )
+
+    # -- 1. throughput -------------------------------------------------------------------
+
+    def throughput(self) -> tuple[str, list[Run]]:
+        b = self.budget
+        tutorial = (
+            "tutorial",
+            {**self.common(), "epochs": b.tutorial_epochs, "batch_size": 100, "lr": 0.1, "seed": 0},
+            b.timeout,
+        )
+        mlplab = self.mlplab_job({**E_CONFIG, "epochs": b.throughput_epochs}, shorten=False)
+        fast = (
+            "fast",
+            {
+                **self.common(),
+                **FAST_E,
+                "epochs": float(b.throughput_epochs),
+                "evals_per_epoch": 1,
+            },
+            b.timeout,
+        )
+        tutorial_runs, mlplab_runs, fast_runs = self.repeat([tutorial, mlplab, fast])
+        rows, stats = [], []
+        for name, runs in (
+            ("tutorial loop (DataLoader, per-sample ToTensor)", tutorial_runs),
+            ("mlplab.train", mlplab_runs),
+            (
+                "experiment: benchmark loop, hand-written foreach SGD, "
+                "no per-step metrics or scheduler",
+                fast_runs,
+            ),
+        ):
+            s_epoch = median(steady_epoch_seconds(run, b.throughput_epochs) for run in runs)
+            acc = median(accuracy_at(run, b.throughput_epochs) for run in runs)
+            wall = median(wall_at(run, b.throughput_epochs) for run in runs)
+            rss = median(run.peak_rss_mb for run in runs)
+            sps = self.n / s_epoch if s_epoch else None
+            stats.append((sps, acc))
+            rows.append(
+                [name, fmt(s_epoch, 2), fmt(sps, 0), fmt(acc, 2), fmt(wall, 1), fmt(rss, 0)]
+            )
+        (t_sps, t_acc), (m_sps, m_acc), (f_sps, _) = stats
+        speed = m_sps / t_sps if m_sps and t_sps else None
+        for row, (sps, _) in zip(rows, stats, strict=True):
+            row.insert(3, fmt(sps / t_sps if sps and t_sps else None, 1, "×"))
+        equal = t_acc is not None and m_acc is not None and abs(m_acc - t_acc) <= 0.3
+        if speed is not None:
+            self.targets.append(
+                target_row(
+                    "Throughput, model E batch 100",
+                    "≥ 8× tutorial samples/s, accuracy within 0.3 points",
+                    f"{speed:.1f}× ({m_acc:.2f}% vs {t_acc:.2f}%)",
+                    speed >= 8 and equal,
+                    f"{speed / 8:.2f}× of the goal; accuracy gap {m_acc - t_acc:+.2f} points",
+                )
+            )
+        head = [
+            "loop (preset E, SGD lr 0.1, batch 100)",
+            "s/epoch (median of epochs 2+, evals excluded)",
+            "samples/s",
+            "speed ratio",
+            f"test accuracy after {b.throughput_epochs} epochs (%)",
+            f"wall to epoch {b.throughput_epochs} incl. start-up (s)",
+            "peak RSS (MiB)",
+        ]
+        return table(head, rows), tutorial_runs
+
+    # -- 2. time to accuracy -------------------------------------------------------------
+
+    def recipe_search(self) -> tuple[str, tuple, list[Run]]:
+        """Each candidate once; the winner is then run `repeats` fresh times.
+
+        With a single candidate nothing was selected, so its run counts as the first repeat.
+        """
+        candidates = CANDIDATES[: self.budget.candidates]
+        jobs = [self.mlplab_job(cfg, evals) for _, cfg, evals in candidates]
+        runs = self.runner.map(jobs)
+        rows = []
+        for (label, _, evals), run in zip(candidates, runs, strict=True):
+            t97, t98 = (run.time_to(t) if run.ok else None for t in (97, 98))
+            t97, t98 = (math.inf if t is None and run.ok else t for t in (t97, t98))
+            rows.append([label, evals, fmt(t97, 2), fmt(t98, 2)])
+            rows[-1].append(fmt(last_accuracy(run), 2))
+        key = [(run.time_to(98) or math.inf, run.time_to(97) or math.inf) for run in runs]
+        best = min(range(len(runs)), key=key.__getitem__)
+        head = [
+            "mlplab recipe (one run each)",
+            "evals/epoch",
+            "to 97% (s)",
+            "to 98% (s)",
+            "final %",
+        ]
+        return table(head, rows), candidates[best], runs if len(runs) == 1 else []
+
+    def time_to_accuracy(
+        self, winner: tuple, search_runs: list[Run], tutorial_runs: list[Run]
+    ) -> str:
+        b = self.budget
+        label, config, evals = winner
+        fast_common = {**self.common(), **FAST_98, "evals_per_epoch": evals}
+        if b.mlplab_epochs:
+            fast_common["epochs"] = b.mlplab_epochs
+        sk = {**self.common(), "files": self.files, "seed": 0}
+        jobs = [
+            self.mlplab_job(config, evals),
+            ("fast", {**fast_common, "impl": "foreach"}, b.timeout),
+            ("sklearn", {**sk, "hidden": [100], "epochs": b.sklearn_small_epochs}, b.timeout),
+            (
+                "sklearn",
+                {**sk, "hidden": [512, 512], "epochs": b.sklearn_large_epochs, "stop_at": 98.0},
+                b.sklearn_large_timeout,
+            ),
+        ]
+        if search_runs and b.repeats == 1:
+            groups = [search_runs, *self.repeat(jobs[1:])]
+        else:
+            groups = self.repeat(jobs)
+        names = [
+            f"mlplab.train, fastest recipe: {label}",
+            "experiment: benchmark loop, foreach Adam (no torch._dynamo import), "
+            f"{FAST_98['spec']}, batch {FAST_98['batch_size']}, smoothing 0.1, dataset mean/std",
+            "scikit-learn MLPClassifier((100,)), defaults",
+            "scikit-learn MLPClassifier((512, 512)), defaults, stopped at 98%",
+        ]
+        names.append(f"tutorial loop (preset E, SGD 0.1, {b.tutorial_epochs} epochs)")
+        groups.append(tutorial_runs)
+        ref = {t: median_time(run.time_to(t) for run in groups[0]) for t in (97, 98)}
+        rows = []
+        for name, runs in zip(names, groups, strict=True):
+            t97 = median_time(run.time_to(97) for run in runs)
+            t98 = median_time(run.time_to(98) for run in runs)
+            reached = sum(run.time_to(98) is not None for run in runs)
+            rows.append(
+                [
+                    name,
+                    fmt(t97, 2),
+                    fmt(t98, 2),
+                    ratio(t97, ref[97]) or "n/a (no reference)",
+                    ratio(t98, ref[98]) or "n/a (no reference)",
+                    f"{reached}/{len(runs)}",
+                    fmt(median(last_accuracy(run) for run in runs), 2),
+                    fmt(median(run.evals()[-1]["epoch"] for run in runs if run.evals()), 2),
+                    fmt(median(run.peak_rss_mb for run in runs), 0),
+                ]
+            )
+        self.targets.append(time_target("Time to 98%", "≤ 5 s from process start", ref[98], 5.0))
+        fast98 = median_time(run.time_to(98) for run in groups[1])
+        self.targets.append(
+            time_target("Time to 98% (experiment: foreach Adam)", "≤ 5 s", fast98, 5.0)
+        )
+        sk98 = median_time(run.time_to(98) for run in groups[3])
+        self.targets.append(sklearn_target(sk98, ref[98], b.sklearn_large_timeout))
+        head = [
+            "case (each its own process)",
+            "to 97% (s)",
+            "to 98% (s)",
+            "× mlplab to 97%",
+            "× mlplab to 98%",
+            "runs reaching 98%",
+            "final test accuracy (%)",
+            "epochs run",
+            "peak RSS (MiB)",
+        ]
+        return table(head, rows)
+
+    def time_to_99(self) -> str:
+        b = self.budget
+        params = {**self.common(), **AUG_99, "epochs": b.aug_epochs, "evals_per_epoch": 1}
+        params["stop_at"] = 99.0  # time to 99% is the question; the rest of the run is not
+        (runs,) = self.repeat([("fast", params, b.aug_timeout)])
+        t99 = median_time(run.time_to(99) for run in runs)
+        best = median(run.best_accuracy for run in runs)
+        final = median(last_accuracy(run) for run in runs)
+        at120 = median(accuracy_by(run, 120.0) for run in runs)
+        self.targets.append(
+            target_row(
+                "Time to 99% (augmentation allowed)",
+                "≤ 120 s from process start",
+                f"{fmt(t99, 1)} s" if t99 is not None and math.isfinite(t99) else "not reached",
+                t99 is not None and t99 <= 120,
+                margin_text(t99, 120.0, best, 99.0),
+            )
+        )
+        head = [
+            "case",
+            "to 99% (s)",
+            "runs reaching 99%",
+            "best test accuracy (%)",
+            "final (%)",
+            "best by 120 s (%)",
+            "peak RSS (MiB)",
+        ]
+        row = [
+            f"experiment: {AUG_99['spec']}, Adam {AUG_99['lr']} one-cycle, batch "
+            f"{AUG_99['batch_size']}, random affine (±10°, ±10% scale, ±2 px) on the batch, "
+            f"{b.aug_epochs:g} epochs",
+            fmt(t99, 1),
+            f"{sum(run.time_to(99) is not None for run in runs)}/{len(runs)}",
+            fmt(best, 2),
+            fmt(final, 2),
+            fmt(at120, 2),
+            fmt(median(run.peak_rss_mb for run in runs), 0),
+        ]
+        return table(head, [row])
+
+    # -- 3. hardware ---------------------------------------------------------------------
+
+    def hardware(self) -> tuple[str, str]:
+        b = self.budget
+        counts = sorted({1, self.physical_cores}) if b.all_thread_counts else [self.threads or 1]
+        matmul = (
+            "matmul",
+            {"sizes": list(b.matmul_sizes), "repeats": b.matmul_repeats, "thread_counts": counts},
+            b.timeout,
+        )
+        wide_config = dict(
+            model=WIDE,
+            optimizer="adam",
+            lr=1e-3,
+            batch_size=512,
+            schedule="constant",
+            iterations=b.wide_iterations,
+            eval_every=b.wide_eval_every,
+            normalization="tutorial",
+            device="cpu",
+        )
+        wide = [
+            ("mlplab", {**self.common(), "threads": t, "config": wide_config}, b.timeout)
+            for t in counts
+        ]
+        labels = [f"{t}" for t in counts]
+        if b.passive_omp and counts[-1] > 1:
+            passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+            wide.append((wide[-1][0], {**wide[-1][1], "env": passive}, b.timeout))
+            labels.append(f"{counts[-1]}, OMP_WAIT_POLICY=PASSIVE")
+            counts = [*counts, counts[-1]]
+        matmul_runs, *wide_runs = self.repeat([matmul, *wide])
+        gflops: dict[tuple[int, int], list[float]] = {}
+        for run in matmul_runs:
+            for r in run.records:
+                if r.get("kind") == "matmul":
+                    gflops.setdefault((r["threads"], r["size"]), []).append(r["gflops"])
+        peaks = {t: max(median(v) for (tt, _), v in gflops.items() if tt == t) for t in counts}
+        machine_peak = max(peaks.values())
+        rows = [[t, n, fmt(median(v), 1)] for (t, n), v in sorted(gflops.items())]
+        matmul_md = table(["threads", "n (n×n @ n×n, float32)", "GFLOP/s (median)"], rows)
+        matmul_md += "\n\nPeak (best size): " + ", ".join(
+            f"{fmt(p, 1)} GFLOP/s at {t} thread(s)" for t, p in peaks.items()
+        )
+        params = count_params([int(s) for s in WIDE.split(":")[0].split("-")])
+        rows, best = [], None
+        for threads, label, runs in zip(counts, labels, wide_runs, strict=True):
+            per_step = median(wide_step_seconds(run, b.wide_eval_every) for run in runs)
+            achieved = training_flops(params, 512) / per_step / 1e9 if per_step else None
+            frac = achieved / machine_peak if achieved else None
+            if frac is not None and (best is None or frac > best[0]):
+                best = (frac, achieved, label)
+            rows.append(
+                [
+                    f"mlplab.train {WIDE}, batch 512, Adam ({params:,} parameters)",
+                    label,
+                    fmt(per_step * 1000 if per_step else None, 1),
+                    fmt(512 / per_step if per_step else None, 0),
+                    fmt(achieved, 1),
+                    fmt(100 * achieved / peaks[threads] if achieved else None, 1, "%"),
+                    fmt(100 * frac if frac else None, 1, "%"),
+                    fmt(median(run.peak_rss_mb for run in runs), 0),
+                ]
+            )
+        head = [
+            "run",
+            "threads",
+            "ms/step (median, evals excluded)",
+            "samples/s",
+            "GFLOP/s (6 × params × samples)",
+            "of matmul peak at these threads",
+            "of machine peak",
+            "peak RSS (MiB)",
+        ]
+        if best is not None:
+            frac, achieved, threads = best
+            self.targets.append(
+                target_row(
+                    "Hardware efficiency, wide MLP batch 512",
+                    "≥ 60% of measured matmul peak",
+                    f"{100 * frac:.1f}% ({achieved:.1f} of {machine_peak:.1f} GFLOP/s, "
+                    f"threads: {threads})",
+                    frac >= 0.6,
+                    f"{100 * (frac - 0.6):+.1f} points",
+                )
+            )
+        return matmul_md, table(head, rows)
+
+    # -- profiles ------------------------------------------------------------------------
+
+    def profiles(self, winner: tuple) -> list[tuple[str, float, str]]:
+        b = self.budget
+        label, config, _ = winner
+        steps = math.ceil(self.n / config["batch_size"])
+        recipe = {**config, "iterations": min(b.profile_iterations, steps), "device": "cpu"}
+        wide = dict(
+            model=WIDE, batch_size=512, iterations=max(b.profile_iterations // 6, 2), device="cpu"
+        )
+        e = {**E_CONFIG, "iterations": min(b.profile_iterations * 3, math.ceil(self.n / 100))}
+        runs = [
+            {"label": "mlplab.train, preset E, SGD, batch 100 (throughput)", "config": e},
+            {"label": f"mlplab.train, fastest 98% recipe ({label})", "config": recipe},
+            {"label": f"mlplab.train, {WIDE}, batch 512", "config": wide},
+        ]
+        params = {**self.common(), "runs": runs, "rows": 12}
+        (run,) = self.runner.map([("profile", params, max(b.timeout, 300.0))])
+        return [
+            (r["label"], r["seconds"], r["table"])
+            for r in run.records
+            if r.get("kind") == "profile"
+        ]
