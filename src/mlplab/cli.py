@@ -12,11 +12,6 @@ from pathlib import Path
 
 from mlplab.errors import MlplabError
 
-# torch's OpenMP threads spin while they wait for work. With another busy process on a 2-core
-# machine, that made training 4.7x slower with 2 threads than with 1 (47 s vs 10 s for two
-# epochs of the default job); passive waiting removes it. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 ENV_DATA = "MLPLAB_DATA"
 
 
