@@ -7,6 +7,7 @@ section (every later case, scikit-learn included, runs with it), and the list of
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
@@ -119,6 +120,8 @@ class Suite:
         jobs = [("techniques", params, max(b.timeout, 600.0))]
         jobs += [("techniques", passive, b.timeout)] if b.passive_omp else []
         runs, *passive_runs = self.repeat(jobs)
+        if b.compile:
+            shutil.rmtree(cache, ignore_errors=True)
         best = [r["best"] for run in runs for r in run.records if r.get("kind") == "threads"]
         if self.threads is None:
             self.threads = int(median(best)) if best else 1
@@ -164,8 +167,9 @@ class Suite:
             rows.append([f"on GPU: {gpu}", "not measured", "n/a: no CUDA device", "n/a", "n/a"])
         head = ["technique", "variant", "time (median)", "speed-up vs first variant", "verdict"]
         return table(head, rows) + (
-            f"\n\nThreads for every later case: {self.threads} (more threads are kept only when "
-            f"they win by ≥ 1.25× in the default-policy comparison above)."
+            f"\n\nThreads for every later case: {self.threads} (each techniques run keeps more "
+            "threads only when they win by ≥ 1.25× within that run, under the default OpenMP "
+            "policy; the median of the runs' choices is used)."
         )
 
     # -- 1. throughput -------------------------------------------------------------------
