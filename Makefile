@@ -37,7 +37,9 @@ bench: $(STAMP)
 
 # The drawing page for the newest run.
 serve: $(STAMP)
-	$(BIN)/mlplab serve "$$(ls -d runs/*/ | grep -v reproduce | tail -n 1)"
+	@run=$$(ls -d runs/*/ 2>/dev/null | grep -v reproduce | tail -n 1); \
+	if [ -z "$$run" ]; then echo "make serve: no run in runs/ yet; run make train first" >&2; exit 1; fi; \
+	$(BIN)/mlplab serve "$$run"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

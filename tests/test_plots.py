@@ -26,7 +26,7 @@ def check_png(path, name: str):
     assert pixels.std() > 5  # something was drawn
 
 
-def test_view_classify_uses_class_names(tmp_path):
+def test_view_classify_draws_with_fashion_class_names(tmp_path):
     classes = get_info("fashion-mnist").classes
     probs = torch.softmax(torch.arange(10.0), 0)
     image = (torch.rand(28, 28) * 255).to(torch.uint8)
