@@ -34,6 +34,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny budgets: every row, no meaning")
     parser.add_argument("--out", type=Path, help="where to write the report")
     parser.add_argument("--repeats", type=int, help="runs per case (default 3; smoke 1)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where mlplab, the tutorial loop and the matmul peak run: cpu or cuda "
+        "(scikit-learn is CPU-only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start, load_before = time.time(), load_average()
     files = {role: str(path) for role, path in locate("mnist").items()}
-    suite = Suite(Runner(budget.jobs, log), budget, files, psutil.cpu_count(logical=False) or 1)
+    cores = psutil.cpu_count(logical=False) or 1
+    suite = Suite(Runner(budget.jobs, log), budget, files, cores, device=args.device)
     scale = 10 if args.smoke else 1  # the smoke run times 1M and scales
     loop = python_loop_seconds(10_000_000 // scale)
 

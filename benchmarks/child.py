@@ -17,7 +17,6 @@ import time
 CASES = {
     "tutorial": "benchmarks.tutorial",
     "mlplab": "benchmarks.trainer",
-    "fast": "benchmarks.fastloop",
     "sklearn": "benchmarks.scikit",
     "matmul": "benchmarks.hardware",
     "techniques": "benchmarks.techniques",

@@ -13,15 +13,19 @@ import time
 import torch
 
 
-def matmul_gflops(n: int, repeats: int, warmup: int = 2) -> float:
-    """Median GFLOP/s of torch.mm on (n, n) float32 matrices."""
-    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+def matmul_gflops(n: int, repeats: int, warmup: int = 2, device: str = "cpu") -> float:
+    """Median GFLOP/s of torch.mm on (n, n) float32 matrices on the device."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    c = torch.empty(n, n, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
         torch.mm(a, b, out=c)
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync()
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -38,7 +42,7 @@ def run(params: dict, emit) -> None:
                     "kind": "matmul",
                     "threads": threads,
                     "size": n,
-                    "gflops": matmul_gflops(n, repeats),
+                    "gflops": matmul_gflops(n, repeats, device=params.get("device", "cpu")),
                 }
             )
 

@@ -12,7 +12,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.fastloop import load_mnist
+from benchmarks.trainer import load_mnist
 from mlplab import TrainConfig, train
 
 
@@ -21,10 +21,15 @@ def run(params: dict, emit) -> None:
     data = load_mnist(params.get("train_size"))
     for item in params["runs"]:
         config = TrainConfig(**item["config"])
-        train(config.replace(iterations=3), data, torch.device("cpu"))  # imports, allocator
+        train(config.replace(iterations=3), data)  # imports, allocator
         start = time.perf_counter()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train(config, data, torch.device("cpu"))
+        with profile(activities=_activities(config.device)) as prof:
+            train(config, data)
         seconds = time.perf_counter() - start
         table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=params["rows"])
         emit({"kind": "profile", "label": item["label"], "seconds": seconds, "table": table})
+
+
+def _activities(device: str) -> list:
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]

@@ -22,11 +22,16 @@ def run(params: dict, emit) -> None:
     mlplab = stage("import mlplab", lambda: __import__("mlplab"))
     data = stage("load MNIST (IDX -> uint8 tensors)", lambda: mlplab.load_dataset(download=False))
     stage(
-        "dataset mean/std (normalization='dataset')", lambda: mlplab.data.pixel_stats(data.train.x)
+        "dataset mean/std computed (mlplab uses the published values instead)",
+        lambda: mlplab.data.pixel_stats(data.train.x),
     )
     model = stage("build model (quickstart-512)", lambda: mlplab.build_model("quickstart-512"))
     stage(
-        "first torch.optim optimizer (imports torch._dynamo)",
+        "mlplab.optim.Adam, mlplab's optimizer",
+        lambda: __import__("mlplab.optim", fromlist=["Adam"]).Adam(list(model.parameters())),
+    )
+    stage(
+        "first torch.optim optimizer (imports torch._dynamo; mlplab makes none)",
         lambda: torch.optim.Adam(model.parameters(), lr=1e-3),
     )
     stage("a second torch.optim optimizer", lambda: torch.optim.Adam(model.parameters(), lr=1e-3))

@@ -15,9 +15,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from benchmarks.fastloop import ForeachSGD, load_mnist
+from benchmarks.trainer import load_mnist
 from benchmarks.tutorial import ToTensorMNIST
+from mlplab import optim
+from mlplab.config import TrainConfig
 from mlplab.data import Normalization, batches
+from mlplab.engines import AutogradEngine, FastEngine
 from mlplab.models import build_model
 
 EPOCH = 60_000
@@ -159,10 +162,11 @@ def run(params: dict, emit) -> None:
         "SGD for-loop": torch.optim.SGD(s.params, lr=0.1, foreach=False),
         "SGD foreach": torch.optim.SGD(s.params, lr=0.1, foreach=True),
         "SGD fused": torch.optim.SGD(s.params, lr=0.1, fused=True),
-        "SGD hand-written foreach": _Fixed(ForeachSGD(s.params), 0.1),
+        "SGD mlplab.optim (foreach)": _Fixed(optim.SGD(s.params), 0.1),
         "Adam for-loop": torch.optim.Adam(s.params, lr=1e-3, foreach=False),
         "Adam foreach": torch.optim.Adam(s.params, lr=1e-3, foreach=True),
         "Adam fused": torch.optim.Adam(s.params, lr=1e-3, fused=True),
+        "Adam mlplab.optim (fused kernel)": _Fixed(optim.Adam(s.params), 1e-3),
     }
     result = compare(
         {name: s.step for name in optimizers},
@@ -173,6 +177,7 @@ def run(params: dict, emit) -> None:
     report("optimizer implementation", result)
     s.opt = optimizers["SGD foreach"]
 
+    report("training step (model E, SGD)", _engines(s, steps, rounds))
     report("evaluation (10k test images)", _eval_modes(s.model, data), scale=1.0)
     report("input pipeline (data only)", _input_pipelines(data, steps, rounds), scale=per_epoch)
 
@@ -195,14 +200,33 @@ def run(params: dict, emit) -> None:
         report("torch.compile", result, compile_seconds=compile_seconds)
 
 
+def _engines(s: Stepper, steps: int, rounds: int) -> dict[str, float]:
+    """mlplab's two engines on the same batches: autograd against the hand-written passes."""
+    config = TrainConfig(preset="e", optimizer="sgd", lr=0.1, batch_size=100, schedule="constant")
+    total = 10**9  # a constant lr: the schedule length does not matter
+    engines = {
+        "autograd engine (nn.Module, autograd, mlplab.optim)": AutogradEngine(
+            config, build_model("e"), total
+        ),
+        "fast engine (hand-written passes, preallocated)": FastEngine(
+            config, build_model("e"), total
+        ),
+    }
+    return compare(
+        {name: lambda e=engine: e.step(*s.batch()) for name, engine in engines.items()},
+        steps,
+        rounds,
+    )
+
+
 class _Fixed:
-    """A step(lr) optimizer behind the torch.optim step() interface, at a fixed lr."""
+    """An mlplab.optim optimizer behind the torch.optim step() interface, at a fixed lr."""
 
     def __init__(self, opt, lr: float):
         self.opt, self.lr = opt, lr
 
     def step(self):
-        self.opt.step(self.lr)
+        self.opt.step([p.grad for p in self.opt.params], self.lr)
 
 
 def _eval_modes(model, data) -> dict[str, float]:

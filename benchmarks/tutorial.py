@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from benchmarks.fastloop import load_mnist
+from benchmarks.trainer import load_mnist
 from mlplab.models import build_model
 
 
@@ -42,7 +42,8 @@ def run(params: dict, emit) -> None:
         ToTensorMNIST(data.train.x, data.train.y), batch_size=params["batch_size"], shuffle=True
     )
     test_loader = DataLoader(ToTensorMNIST(data.test.x, data.test.y), batch_size=100)
-    model = build_model(params.get("model", "e"))
+    device = torch.device(params.get("device", "cpu"))
+    model = build_model(params.get("model", "e")).to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
     emit({"kind": "ready"})
@@ -51,6 +52,7 @@ def run(params: dict, emit) -> None:
         running_loss = 0.0
         model.train()
         for images, labels in train_loader:
+            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
             loss = criterion(model(images), labels)
             loss.backward()
@@ -61,6 +63,7 @@ def run(params: dict, emit) -> None:
         model.eval()
         with torch.no_grad():
             for images, labels in test_loader:
+                images, labels = images.to(device), labels.to(device)
                 correct += (model(images).argmax(1) == labels).sum().item()
                 total += labels.size(0)
         emit(

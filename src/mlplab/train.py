@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from mlplab.augment import augment
 from mlplab.config import TrainConfig
 from mlplab.data import (
     TUTORIAL_NORM,
@@ -25,10 +26,11 @@ from mlplab.data import (
     pixel_stats,
     stratified_split,
 )
+from mlplab.datasets import REGISTRY
+from mlplab.engines import make_engine
 from mlplab.errors import ConfigError
 from mlplab.evaluate import Metrics, evaluate
 from mlplab.models import MLP, build_model, init_weights
-from mlplab.scratch import ScratchMLP
 
 Record = dict
 RecordFn = Callable[[Record], None]
@@ -69,94 +71,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def make_normalization(config: TrainConfig, train_split: Split) -> Normalization:
+def make_normalization(config: TrainConfig, train_split: Split, dataset: str) -> Normalization:
+    """tutorial: (0.5, 0.5); none: pixels in [0, 1]; dataset: the training images' mean and
+    std, published for the registered datasets and computed otherwise."""
     if config.normalization == "tutorial":
         return Normalization(*TUTORIAL_NORM)
     if config.normalization == "none":
         return Normalization(0.0, 1.0)
-    return Normalization(*pixel_stats(train_split.x))
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov,
-            weight_decay=config.weight_decay,
-        )
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_schedule(config: TrainConfig, optimizer, total: int):
-    """A per-iteration learning-rate schedule over `total` steps."""
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=config.lr,
-            total_steps=total,
-            cycle_momentum=config.optimizer == "sgd" and config.momentum > 0,
-        )
-    if config.schedule == "step":
-        step = config.step_size or max(total // 3, 1)
-        factor = lambda it: config.gamma ** (it // step)  # noqa: E731
-    elif config.schedule == "cosine":
-        factor = lambda it: 0.5 * (1 + math.cos(math.pi * min(it, total) / total))  # noqa: E731
-    else:
-        factor = lambda it: 1.0  # noqa: E731
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class AutogradEngine:
-    """nn.Module, autograd and torch.optim: the engine for every model and optimizer."""
-
-    def __init__(self, config: TrainConfig, model: MLP, total: int):
-        self.config, self.model = config, model.train()
-        self.optimizer = make_optimizer(config, model.parameters())
-        self.schedule = make_schedule(config, self.optimizer, total)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor):
-        """One optimizer step; returns (loss, logits, the lr this step used)."""
-        logits = self.model(x)  # (B, 784) -> (B, classes)
-        if self.config.loss == "nll":
-            loss = F.nll_loss(F.log_softmax(logits, dim=1), y)
-        else:
-            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        # After schedule.step() the group holds the next step's lr, which past the last step
-        # is an extrapolation (OneCycleLR swings back up).
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        self.schedule.step()
-        return loss.detach(), logits.detach(), lr
-
-    def module(self) -> MLP:
-        return self.model
-
-
-class ScratchEngine:
-    """Plain tensors, hand-written backprop and a hand-written SGD step (mlplab.scratch)."""
-
-    def __init__(self, config: TrainConfig, model: MLP, total: int):
-        self.net = ScratchMLP.from_module(model)  # the same init as the autograd engine
-        self.device = next(model.parameters()).device
-        # torch's schedulers drive an optimizer; this one holds no weights, only the lr,
-        # so both engines follow exactly the same lr curve.
-        self.clock = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
-        self.schedule = make_schedule(config, self.clock, total)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor):
-        lr = self.clock.param_groups[0]["lr"]
-        loss, logits = self.net.train_step(x, y, lr)
-        self.clock.step()
-        self.schedule.step()
-        return loss, logits, lr
-
-    def module(self) -> MLP:
-        return self.net.to_module().to(self.device)
+    known = REGISTRY[dataset].pixel_stats if dataset in REGISTRY else None
+    return Normalization(*(known or pixel_stats(train_split.x)))
 
 
 def train(
@@ -178,6 +101,29 @@ def train(
         A TrainResult; with a validation split the model is the best one by validation
         accuracy, and `test` is measured on that model for reporting only.
     """
+    with torch_threads(config.threads):
+        return _train(config, data, device, on_record, on_step)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` (None: unchanged) for the block."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    config: TrainConfig,
+    data: Dataset,
+    device: torch.device | str | None,
+    on_record: RecordFn | None,
+    on_step: StepFn | None,
+) -> TrainResult:
     start = time.perf_counter()
     device = torch.device(device) if device is not None else pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -187,12 +133,13 @@ def train(
         train_split, val_split = train_split.subset(keep), train_split.subset(held)
         val_split = val_split.to(device)
     train_split, test_split = train_split.to(device), data.test.to(device)
-    norm = make_normalization(config, train_split)
+    norm = make_normalization(config, train_split, data.name)
+    blank = -norm.mean / norm.std  # a 0 pixel, normalised: what augmentation fills in
 
     model = init_weights(build_model(config.model_spec), config.init).to(device)
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total = config.iterations or config.epochs * steps_per_epoch
-    engine = (ScratchEngine if config.engine == "scratch" else AutogradEngine)(config, model, total)
+    engine = make_engine(config, model, total)
     eval_every = config.eval_every or steps_per_epoch
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
@@ -205,34 +152,36 @@ def train(
 
     best_acc, best_iter, best_state, bad_evals, stopped = -1.0, None, None, 0, False
     it, epoch = 0, 0
-    zero = torch.zeros((), device=device)
-    window_loss, window_n = zero.clone(), 0
+    # Running totals stay on the device; records read them (a sync) and take differences.
+    wide = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
+    loss_total = torch.zeros((), dtype=wide, device=device)
+    correct_total = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    window_start = (0.0, 0)  # (loss total, samples) at the last evaluation
     last_eval = 0
     while it < total and not stopped:
         epoch += 1
-        epoch_loss, epoch_correct, epoch_n = zero.clone(), zero.clone(), 0
+        epoch_start = (float(loss_total), int(correct_total), seen)
         for x, y in batches(train_split, config.batch_size, norm, generator):
+            x = augment(x, config.augment, blank, generator)
             loss, logits, lr = engine.step(x, y)
             it += 1
             with torch.no_grad():
-                batch_loss = loss * len(y)
-                epoch_loss += batch_loss
-                window_loss += batch_loss
-                epoch_correct += (logits.argmax(1) == y).sum()
-            epoch_n += len(y)
-            window_n += len(y)
+                loss_total.add_(loss.detach(), alpha=len(y))
+                correct_total.add_((logits.argmax(1) == y).sum())
+            seen += len(y)
             if on_step:
                 on_step(it, total)
             if it % eval_every == 0 or it == total:
+                now = float(loss_total)
                 record = {
                     "kind": "eval",
                     "iteration": it,
                     "epoch": epoch,
-                    "train_loss": float(window_loss) / window_n,
+                    "train_loss": (now - window_start[0]) / (seen - window_start[1]),
                     "lr": lr,
                 }
-                window_loss.zero_()
-                window_n, last_eval = 0, it
+                window_start, last_eval = (now, seen), it
                 model = engine.module()
                 if val_split is not None:
                     val = evaluate(model, val_split, norm, data.num_classes)
@@ -252,13 +201,14 @@ def train(
                 emit(record)
             if it >= total or stopped:
                 break
+        epoch_n = seen - epoch_start[2]
         emit(
             {
                 "kind": "epoch",
                 "epoch": epoch,
                 "iteration": it,
-                "train_loss": float(epoch_loss) / epoch_n,
-                "train_accuracy": float(epoch_correct) * 100.0 / epoch_n,
+                "train_loss": (float(loss_total) - epoch_start[0]) / epoch_n,
+                "train_accuracy": (int(correct_total) - epoch_start[1]) * 100.0 / epoch_n,
             }
         )
 
