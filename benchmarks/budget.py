@@ -41,6 +41,12 @@ CANDIDATES = (
         4,
     ),
     (
+        "same, batch 256, lr 6e-3, 350 steps, threads 2",
+        {**_R512, "batch_size": 256, "lr": 6e-3, "iterations": 350, "threads": 2},
+        4,
+    ),
+    ("the first, threads 2", {**_R512, "iterations": 700, "threads": 2}, 4),
+    (
         "784-256-256-10, otherwise the first",
         {**_R512, "model": "784-256-256-10:relu", "iterations": 700},
         4,
