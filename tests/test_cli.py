@@ -163,6 +163,7 @@ def test_train_writes_the_run_directory(trained):
         assert {"train_loss", "lr", "test_loss", "test_accuracy", "seconds"} <= r.keys()
     assert [(r["epoch"], r["iteration"]) for r in records if r["kind"] == "epoch"] == [(1, 200)]
     assert records[-1]["kind"] == "final" and records[-1]["iteration"] == 200
+    assert records[-1]["engine"] == "fast"  # what --engine auto chose for preset c
     assert len(records) == len(evals) + 2
     assert records[-1]["test_accuracy"] == evals[-1]["test_accuracy"]
 
@@ -173,6 +174,7 @@ def test_train_writes_the_run_directory(trained):
     assert info["classes"] == [str(d) for d in range(10)]
     assert info["test_accuracy"] == records[-1]["test_accuracy"]
     assert info["seed"] == 0 and info["iterations"] == 200 and info["device"] == "cpu"
+    assert info["engine"] == "fast"
     assert info["versions"]["mlplab"] == mlplab.__version__
     assert info["versions"]["torch"] == torch.__version__
     assert info["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))

@@ -114,3 +114,13 @@ def test_fast_and_autograd_train_to_the_same_model(mnist):
     for a, b in zip(fast.history, reference.history, strict=True):
         assert a["iteration"] == b["iteration"]
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+
+
+def test_the_result_names_the_engine_that_trained(mnist):
+    small = mnist.train.subset(torch.arange(256))
+    data = type(mnist)(mnist.name, mnist.classes, small, mnist.test, mnist.files)
+    config = TrainConfig(preset="c", batch_size=128, iterations=2)
+    assert train(config, data, "cpu").engine == "fast"
+    assert train(config.replace(model=None, preset=None), data, "cpu").engine == "fast"
+    gelu = config.replace(preset=None, model="784-32-10:gelu")
+    assert train(gelu, data, "cpu").engine == "autograd"

@@ -80,6 +80,7 @@ def run(
             "test_loss": result.test.loss,
             "test_accuracy": result.test.accuracy,
             "seconds": result.seconds,
+            "engine": result.engine,
         }
         if result.val is not None:
             final.update(
@@ -102,6 +103,7 @@ def run(
         best_iteration=result.best_iteration,
         stopped_early=result.stopped_early,
         seconds=result.seconds,
+        engine=result.engine,
         seed=config.seed,
         device=str(device),
         config=config.to_dict(),

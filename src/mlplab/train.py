@@ -27,7 +27,7 @@ from mlplab.data import (
     stratified_split,
 )
 from mlplab.datasets import REGISTRY
-from mlplab.engines import make_engine
+from mlplab.engines import make_engine, resolve_engine
 from mlplab.errors import ConfigError
 from mlplab.evaluate import Metrics, evaluate
 from mlplab.models import MLP, build_model, init_weights
@@ -50,6 +50,7 @@ class TrainResult:
     best_iteration: int | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+    engine: str = "autograd"  # the engine that trained it (config "auto" resolved)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -229,4 +230,5 @@ def _train(
         best_iteration=best_iter,
         stopped_early=stopped,
         seconds=time.perf_counter() - start,
+        engine=resolve_engine(config),
     )
