@@ -46,6 +46,7 @@ CANDIDATES = (
         4,
     ),
     ("the first, threads 2", {**_R512, "iterations": 700, "threads": 2}, 4),
+    ("the first, threads 2, evaluated 2x per epoch", {**_R512, "iterations": 700, "threads": 2}, 2),
     (
         "784-256-256-10, otherwise the first",
         {**_R512, "model": "784-256-256-10:relu", "iterations": 700},
