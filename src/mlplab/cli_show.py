@@ -10,26 +10,27 @@ from mlplab.errors import MlplabError
 
 
 def add_parsers(sub, data_sub, data_dir_help: str) -> None:
-    p = sub.add_parser(
-        "plot",
-        help="write every picture of a run",
-        description="Write the training curves, confusion matrix, an image with "
-        "its class probabilities, sample images, first-layer weights and the "
-        "most confident mistakes to RUN_DIR/plots/.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
-    p.add_argument("--data-dir", help=data_dir_help)
-    p.set_defaults(func=cmd_plot)
-
-    p = sub.add_parser(
-        "report",
-        help="write a self-contained report.html for a run",
-        description="Write RUN_DIR/report.html: config, metrics, per-class "
-        "accuracy and every picture embedded; it opens offline.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
-    p.add_argument("--data-dir", help=data_dir_help)
-    p.set_defaults(func=cmd_report)
+    for name, func, text, description in (
+        (
+            "plot",
+            cmd_plot,
+            "write every picture of a run",
+            "Write the training curves, confusion matrix, an image with its class "
+            "probabilities, sample images, first-layer weights and the most confident "
+            "mistakes to RUN_DIR/plots/.",
+        ),
+        (
+            "report",
+            cmd_report,
+            "write a self-contained report.html for a run",
+            "Write RUN_DIR/report.html: config, metrics, per-class accuracy and every "
+            "picture embedded; it opens offline.",
+        ),
+    ):
+        p = sub.add_parser(name, help=text, description=description)
+        p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+        p.add_argument("--data-dir", help=data_dir_help)
+        p.set_defaults(func=func)
 
     q = data_sub.add_parser(
         "show",

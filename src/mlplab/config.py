@@ -198,15 +198,8 @@ class TrainConfig:
             f"threads: must be positive, got {self.threads}",
         )
         if self.engine == "fast":
-            need(
-                spec.activation in FAST_ACTIVATIONS or not spec.hidden,
-                f"engine: fast supports {', '.join(FAST_ACTIVATIONS)}, got {spec.activation}; "
-                "use engine autograd",
-            )
-            need(
-                not spec.dropout and not spec.batch_norm,
-                "engine: fast supports neither dropout nor batch norm; use engine autograd",
-            )
+            problem = fast_engine_problem(spec)
+            need(problem is None, f"engine: {problem}; use engine autograd")
         if self.engine == "scratch":
             need(
                 self.optimizer == "sgd" and not self.momentum and not self.weight_decay,
@@ -299,6 +292,15 @@ def _check_types(config: TrainConfig) -> None:
         if not ok:
             kind = " or ".join(t.__name__ for t in allowed if t is not type(None))
             raise ConfigError(f"{f.name}: must be {kind}, got {value!r}")
+
+
+def fast_engine_problem(spec: ModelSpec) -> str | None:
+    """Why the fast engine cannot train this model, or None when it can."""
+    if spec.hidden and spec.activation not in FAST_ACTIVATIONS:
+        return f"fast supports {', '.join(FAST_ACTIVATIONS)}, got {spec.activation}"
+    if spec.dropout or spec.batch_norm:
+        return "fast supports neither dropout nor batch norm"
+    return None
 
 
 DEFAULT_PRESET = "quickstart-512"

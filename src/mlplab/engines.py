@@ -2,9 +2,9 @@
 
 - autograd: nn.Module, autograd and mlplab.optim; trains every model the spec can describe.
 - fast: the same network, its forward and backward passes written out as a fixed sequence of
-  matmuls into buffers allocated once. It skips autograd's graph and every per-step
-  allocation but the softmax, and trains plain MLPs (relu, tanh or sigmoid; no dropout or
-  batch norm). tests/test_engines.py checks it against autograd step for step.
+  matmuls into buffers allocated once per run (activations, gradients), with no autograd
+  graph. It trains plain MLPs (relu, tanh or sigmoid; no dropout or batch norm).
+  tests/test_engines.py checks it against autograd step for step.
 - scratch: the tutorials' tensors-only network (mlplab.scratch), for teaching.
 
 An engine's step(x, y) returns (loss, logits, lr) as tensors on the device; nothing in it
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mlplab.config import FAST_ACTIVATIONS, TrainConfig
+from mlplab.config import TrainConfig, fast_engine_problem
 from mlplab.models import MLP
 from mlplab.optim import lr_at, make_optimizer
 from mlplab.scratch import ScratchMLP
@@ -26,10 +26,7 @@ def resolve_engine(config: TrainConfig) -> str:
     """The engine a config trains with: "auto" is fast when the model allows it."""
     if config.engine != "auto":
         return config.engine
-    spec = config.parsed_spec
-    plain = not spec.dropout and not spec.batch_norm
-    supported = spec.activation in FAST_ACTIVATIONS or not spec.hidden
-    return "fast" if plain and supported else "autograd"
+    return "autograd" if fast_engine_problem(config.parsed_spec) else "fast"
 
 
 def make_engine(config: TrainConfig, model: MLP, total: int):
@@ -97,14 +94,13 @@ class FastEngine:
         self.biases = [layer.bias.detach().clone() for layer in layers]
         self.grad_w = [torch.empty_like(w) for w in self.weights]
         self.grad_b = [torch.empty_like(b) for b in self.biases]
+        self.grads = self.grad_w + self.grad_b  # in the optimizer's order of parameters
         self.optimizer = make_optimizer(config, self.weights + self.biases)
         activation = model.spec.activation
         self.activate = _ACTIVATE.get(activation)
         self.activation_backward = _BACKWARD.get(activation)
-        rows, like = (
-            config.batch_size,
-            {"device": self.weights[0].device, "dtype": self.weights[0].dtype},
-        )
+        rows = config.batch_size
+        like = {"device": self.weights[0].device, "dtype": self.weights[0].dtype}
         sizes = model.spec.sizes[1:]
         self.outs = [torch.empty(rows, n, **like) for n in sizes]  # a = act(x W + b)
         self.deltas = [torch.empty(rows, n, **like) for n in sizes]  # d loss / d z
@@ -149,7 +145,7 @@ class FastEngine:
                 delta = below
 
         lr = lr_at(self.config, self.it, self.total)
-        self.optimizer.step(self.grad_w + self.grad_b, lr)
+        self.optimizer.step(self.grads, lr)
         self.it += 1
         return loss, logits, lr
 

@@ -151,7 +151,8 @@ def _train(
         if on_record:
             on_record(record)
 
-    best_acc, best_iter, best_state, bad_evals, stopped = -1.0, None, None, 0, False
+    best_acc, best_iter, bad_evals, stopped = -1.0, None, 0, False
+    best = latest = None  # (state, val metrics, test metrics) of the best and last evaluations
     it, epoch = 0, 0
     # Running totals stay on the device; records read them (a sync) and take differences.
     wide = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
@@ -184,16 +185,19 @@ def _train(
                 }
                 window_start, last_eval = (now, seen), it
                 model = engine.module()
-                if val_split is not None:
-                    val = evaluate(model, val_split, norm, data.num_classes)
+                classes = data.num_classes
+                val = None if val_split is None else evaluate(model, val_split, norm, classes)
+                test = evaluate(model, test_split, norm, classes)
+                latest = (None, val, test)
+                if val is not None:
                     record.update(val_loss=val.loss, val_accuracy=val.accuracy)
                     if val.accuracy > best_acc:
                         best_acc, best_iter, bad_evals = val.accuracy, it, 0
-                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                        best = (state, val, test)
                     else:
                         bad_evals += 1
                         stopped = bool(config.patience) and bad_evals >= config.patience
-                test = evaluate(model, test_split, norm, data.num_classes)
                 record.update(
                     test_loss=test.loss,
                     test_accuracy=test.accuracy,
@@ -214,12 +218,12 @@ def _train(
         )
 
     assert last_eval == it, "the last step is always evaluated"
+    # The metrics were measured at that evaluation; the model is the one they describe.
     model = engine.module()
+    best_state, val_metrics, test_metrics = best or latest
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    val_metrics = evaluate(model, val_split, norm, data.num_classes) if val_split else None
-    test_metrics = evaluate(model, test_split, norm, data.num_classes)
     return TrainResult(
         model=model,
         norm=norm,
