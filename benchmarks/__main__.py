@@ -26,7 +26,7 @@ from benchmarks.harness import (
 )
 from benchmarks.report import table
 from benchmarks.sections import Suite
-from mlplab.datasets import locate
+from mlplab.data.sources import locate
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -23,12 +23,16 @@ def run(params: dict, emit) -> None:
     data = stage("load MNIST (IDX -> uint8 tensors)", lambda: mlplab.load_dataset(download=False))
     stage(
         "dataset mean/std computed (mlplab uses the published values instead)",
-        lambda: mlplab.data.pixel_stats(data.train.x),
+        lambda: __import__("mlplab.data.normalization", fromlist=["value_stats"]).value_stats(
+            data.train.x
+        ),
     )
     model = stage("build model (quickstart-512)", lambda: mlplab.build_model("quickstart-512"))
     stage(
         "mlplab.optim.Adam, mlplab's optimizer",
-        lambda: __import__("mlplab.optim", fromlist=["Adam"]).Adam(list(model.parameters())),
+        lambda: __import__("mlplab.training.optim", fromlist=["Adam"]).Adam(
+            list(model.parameters())
+        ),
     )
     stage(
         "first torch.optim optimizer (imports torch._dynamo; mlplab makes none)",

@@ -17,11 +17,12 @@ import torch.nn.functional as F
 
 from benchmarks.trainer import load_mnist
 from benchmarks.tutorial import ToTensorMNIST
-from mlplab import optim
 from mlplab.config import TrainConfig
-from mlplab.data import Normalization, batches
-from mlplab.engines import AutogradEngine, FastEngine
-from mlplab.models import build_model
+from mlplab.data.normalization import Normalization
+from mlplab.data.sampler import BatchSampler
+from mlplab.nn.model import build_model
+from mlplab.training import optim
+from mlplab.training.engines import AutogradEngine, FastEngine
 
 EPOCH = 60_000
 MORE_THREADS_MARGIN = 1.25
@@ -203,17 +204,14 @@ def run(params: dict, emit) -> None:
 def _engines(s: Stepper, steps: int, rounds: int) -> dict[str, float]:
     """mlplab's two engines on the same batches: autograd against the hand-written passes."""
     config = TrainConfig(preset="e", optimizer="sgd", lr=0.1, batch_size=100, schedule="constant")
-    total = 10**9  # a constant lr: the schedule length does not matter
     engines = {
         "autograd engine (nn.Module, autograd, mlplab.optim)": AutogradEngine(
-            config, build_model("e"), total
+            config, build_model("e")
         ),
-        "fast engine (hand-written passes, preallocated)": FastEngine(
-            config, build_model("e"), total
-        ),
+        "fast engine (hand-written passes, preallocated)": FastEngine(config, build_model("e")),
     }
     return compare(
-        {name: lambda e=engine: e.step(*s.batch()) for name, engine in engines.items()},
+        {name: lambda e=engine: e.step(*s.batch(), 0.1) for name, engine in engines.items()},
         steps,
         rounds,
     )
@@ -259,8 +257,13 @@ def _input_pipelines(data, steps: int, rounds: int) -> dict[str, float]:
     from torch.utils.data import DataLoader
 
     loader = DataLoader(ToTensorMNIST(data.train.x, data.train.y), batch_size=100, shuffle=True)
-    norm, generator = Normalization(0.0, 1.0), torch.Generator().manual_seed(0)
-    state = {"dl": iter(loader), "res": batches(data.train, 100, norm, generator)}
+    norm, sampler = Normalization(0.0, 1.0), BatchSampler(len(data.train), 100, seed=0)
+
+    def resident():
+        for idx in sampler.epoch_batches():
+            yield data.train.batch(idx, norm)
+
+    state = {"dl": iter(loader), "res": resident()}
 
     def next_from(key: str, restart):
         def fn():
@@ -275,9 +278,7 @@ def _input_pipelines(data, steps: int, rounds: int) -> dict[str, float]:
     return compare(
         {
             "DataLoader, per-sample ToTensor": next_from("dl", lambda: iter(loader)),
-            "resident uint8, x[idx] on device": next_from(
-                "res", lambda: batches(data.train, 100, norm, generator)
-            ),
+            "resident uint8, x[idx] on device": next_from("res", resident),
         },
         steps,
         rounds,

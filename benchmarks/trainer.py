@@ -14,7 +14,8 @@ from dataclasses import replace
 import torch
 
 from mlplab import TrainConfig, train
-from mlplab.data import Dataset, load_dataset
+from mlplab.data.dataset import Dataset, load_dataset
+from mlplab.training.callbacks import Callback
 
 
 def load_mnist(train_size: int | None = None) -> Dataset:
@@ -25,8 +26,35 @@ def load_mnist(train_size: int | None = None) -> Dataset:
     return data
 
 
-class _Reached(Exception):
-    """Raised from a callback to end a run once it has reached the accuracy asked about."""
+class _Timer(Callback):
+    """Emits each evaluation with the training time of its segment; stops the run once it
+    reaches `stop_at` test accuracy (through the callback protocol, not by raising)."""
+
+    def __init__(self, emit, data_size: int, batch_size: int, stop_at: float | None):
+        self.emit, self.stop_at = emit, stop_at
+        self.epoch_size = data_size / batch_size  # steps per epoch, as a float
+        self.segment_start = time.perf_counter()
+        self.last_step = None
+
+    def on_step(self, trainer) -> None:
+        self.last_step = time.perf_counter()
+
+    def on_evaluate(self, trainer, evaluation) -> None:
+        record = evaluation.record
+        now = time.perf_counter()
+        seconds = self.last_step - self.segment_start
+        self.segment_start = now
+        self.emit(
+            {
+                "kind": "eval",
+                "epoch": record["iteration"] / self.epoch_size,
+                "segment_seconds": seconds,
+                "test_accuracy": record["test_accuracy"],
+                "train_loss": record["train_loss"],
+            }
+        )
+        if self.stop_at is not None and record["test_accuracy"] >= self.stop_at:
+            trainer.stop(f"reached {self.stop_at}% test accuracy")
 
 
 def run(params: dict, emit) -> None:
@@ -37,32 +65,6 @@ def run(params: dict, emit) -> None:
     """
     data = load_mnist(params.get("train_size"))
     config = TrainConfig(**params["config"])
-    stop_at = params.get("stop_at")
-    mark = {"segment_start": time.perf_counter(), "last_step": None}
-
-    def on_step(iteration: int, total: int):
-        mark["last_step"] = time.perf_counter()
-
-    def on_record(record: dict):
-        if record["kind"] != "eval":
-            return
-        now = time.perf_counter()
-        seconds = mark["last_step"] - mark["segment_start"]
-        mark["segment_start"] = now
-        emit(
-            {
-                "kind": "eval",
-                "epoch": record["iteration"] * config.batch_size / len(data.train),
-                "segment_seconds": seconds,
-                "test_accuracy": record["test_accuracy"],
-                "train_loss": record["train_loss"],
-            }
-        )
-        if stop_at is not None and record["test_accuracy"] >= stop_at:
-            raise _Reached
-
+    timer = _Timer(emit, len(data.train), config.batch_size, params.get("stop_at"))
     emit({"kind": "ready"})
-    try:
-        train(config, data, on_record=on_record, on_step=on_step)
-    except _Reached:
-        pass
+    train(config, data, callbacks=[timer])

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from benchmarks.trainer import load_mnist
-from mlplab.models import build_model
+from mlplab.nn.model import build_model
 
 
 class ToTensorMNIST(TorchDataset):

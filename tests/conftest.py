@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from mlplab.data import load_dataset
+from mlplab.data.dataset import load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +79,7 @@ def mnist():
 def trained_run(mnist, tmp_path_factory):
     """A run directory of preset c trained briefly on real MNIST (about 96% test accuracy)."""
     from mlplab.config import TrainConfig
-    from mlplab.runs import run
+    from mlplab.training.runner import run
 
     config = TrainConfig(
         preset="c",

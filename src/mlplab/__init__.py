@@ -1,7 +1,19 @@
 """mlplab: build, train, inspect and use feed-forward classifiers on MNIST-family images.
 
-The names below load on first use, so `import mlplab.predict` can run an exported ONNX model
-without importing torch.
+The names below load on first use, so `from mlplab.use.predict import predict` can run an
+exported ONNX model without importing torch.
+
+The package, by subsystem (arrows point down only):
+    config, errors   the training config; the one exception family
+    data/            IDX files, the registry and sources, datasets, the sampler, augmentation
+    nn/              model specs, presets, init; the tensors-only scratch network
+    io/              atomic writes, safetensors, checkpoints, run directories
+    training/        the Trainer, its state and callbacks, engines, optimizers, evaluation
+    use/             predict, export
+    viz/             plots, the HTML report
+    experiments/     reproduce the tutorials
+    serve/           the web app
+    cli/             the mlplab command
 """
 
 from __future__ import annotations
@@ -11,29 +23,34 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Checkpoint": "checkpoint",
-    "load_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
+    "Checkpoint": "io.checkpoint",
+    "load_checkpoint": "io.checkpoint",
+    "save_checkpoint": "io.checkpoint",
     "TrainConfig": "config",
-    "Dataset": "data",
-    "Normalization": "data",
-    "Split": "data",
-    "load_dataset": "data",
+    "Dataset": "data.dataset",
+    "Split": "data.dataset",
+    "load_dataset": "data.dataset",
+    "Normalization": "data.normalization",
+    "BatchSampler": "data.sampler",
     "MlplabError": "errors",
-    "Metrics": "evaluate",
-    "evaluate": "evaluate",
-    "MLP": "models",
-    "ModelSpec": "models",
-    "PRESETS": "models",
-    "build_model": "models",
-    "init_weights": "models",
-    "parse_spec": "models",
-    "Prediction": "predict",
-    "Predictor": "predict",
-    "load_predictor": "predict",
-    "TrainResult": "train",
-    "pick_device": "train",
-    "train": "train",
+    "Metrics": "training.evaluate",
+    "evaluate": "training.evaluate",
+    "MLP": "nn.model",
+    "build_model": "nn.model",
+    "init_weights": "nn.init",
+    "ModelSpec": "nn.spec",
+    "parse_spec": "nn.spec",
+    "PRESETS": "nn.presets",
+    "Prediction": "use.predict",
+    "Predictor": "use.predict",
+    "load_predictor": "use.predict",
+    "predict": "use.predict",
+    "Callback": "training.callbacks",
+    "Trainer": "training.trainer",
+    "TrainResult": "training.trainer",
+    "train": "training.trainer",
+    "pick_device": "training.device",
+    "run": "training.runner",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplab.datasets import REGISTRY
+from mlplab.data.registry import REGISTRY
 from mlplab.errors import ConfigError, MlplabError
-from mlplab.models import PRESETS, ModelSpec, parse_init, parse_spec
+from mlplab.nn.init import parse_init
+from mlplab.nn.presets import DEFAULT_PRESET, PRESETS
+from mlplab.nn.spec import ModelSpec, parse_spec
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 NORMALIZATIONS = ("tutorial", "dataset", "none")
 LOSSES = ("cross_entropy", "nll")
 ENGINES = ("auto", "autograd", "fast", "scratch")
-SCRATCH_ACTIVATIONS = ("sigmoid", "tanh", "relu")
-FAST_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 AUGMENTATIONS = ("none", "shift", "affine")
 
 
@@ -36,7 +36,11 @@ class TrainConfig:
     """A training run, from data to schedule. The defaults are the main job (make train)."""
 
     # data
-    dataset: str = _field("mnist", "dataset name", choices=tuple(REGISTRY))
+    dataset: str = _field(
+        "mnist",
+        "dataset name: a registered one, or the name of in-memory data given to train()",
+        choices=tuple(REGISTRY),
+    )
     normalization: str = _field(
         "tutorial",
         "tutorial: (0.5, 0.5); dataset: the training split's mean and std; none: pixels in [0, 1]",
@@ -107,119 +111,11 @@ class TrainConfig:
     name: str | None = _field(None, "run name (default: the preset or 'mlp')")
 
     def __post_init__(self):
-        def need(ok: bool, message: str):
-            if not ok:
-                raise ConfigError(message)
-
         _check_types(self)
-        need(
-            self.dataset in REGISTRY,
-            f"dataset: unknown {self.dataset!r}; choose one of: {', '.join(REGISTRY)}",
-        )
-        need(
-            self.normalization in NORMALIZATIONS,
-            f"normalization: must be one of {', '.join(NORMALIZATIONS)}, "
-            f"got {self.normalization!r}",
-        )
-        need(
-            self.preset is None or self.model is None,
-            "preset: give preset or model, not both",
-        )
-        need(
-            self.preset is None or self.preset in PRESETS,
-            f"preset: unknown {self.preset!r}; choose one of: {', '.join(PRESETS)}",
-        )
-        try:
-            spec = parse_spec(self.model_spec)
-        except MlplabError as e:
-            raise ConfigError(f"model: {e}") from None
-        try:
-            parse_init(self.init)
-        except MlplabError as e:
-            raise ConfigError(f"init: {e}") from None
-        need(
-            self.optimizer in OPTIMIZERS,
-            f"optimizer: must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}",
-        )
-        need(
-            self.schedule in SCHEDULES,
-            f"schedule: must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
-        )
-        need(self.lr > 0, f"lr: must be positive, got {self.lr}")
-        need(0 <= self.momentum < 1, f"momentum: must be in [0, 1), got {self.momentum}")
-        need(
-            not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
-            "nesterov: needs optimizer sgd with momentum > 0",
-        )
-        need(self.weight_decay >= 0, f"weight_decay: must be >= 0, got {self.weight_decay}")
-        need(
-            0 <= self.label_smoothing < 1,
-            f"label_smoothing: must be in [0, 1), got {self.label_smoothing}",
-        )
-        need(self.batch_size > 0, f"batch_size: must be positive, got {self.batch_size}")
-        need(self.epochs > 0, f"epochs: must be positive, got {self.epochs}")
-        need(
-            self.iterations is None or self.iterations > 0,
-            f"iterations: must be positive, got {self.iterations}",
-        )
-        need(
-            self.step_size is None or self.step_size > 0,
-            f"step_size: must be positive, got {self.step_size}",
-        )
-        need(0 < self.gamma <= 1, f"gamma: must be in (0, 1], got {self.gamma}")
-        need(
-            self.eval_every is None or self.eval_every > 0,
-            f"eval_every: must be positive, got {self.eval_every}",
-        )
-        need(self.val_size >= 0, f"val_size: must be >= 0, got {self.val_size}")
-        need(self.patience >= 0, f"patience: must be >= 0, got {self.patience}")
-        need(
-            self.patience == 0 or self.val_size > 0,
-            "patience: early stopping watches the validation split; set val_size too",
-        )
-        need(
-            spec.sizes[0] == 784, f"model: the input size must be 784 (28x28), got {spec.sizes[0]}"
-        )
-        need(self.loss in LOSSES, f"loss: must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        need(
-            self.loss == "cross_entropy" or not self.label_smoothing,
-            "label_smoothing: needs loss cross_entropy",
-        )
-        need(
-            self.engine in ENGINES,
-            f"engine: must be one of {', '.join(ENGINES)}, got {self.engine!r}",
-        )
-        need(
-            self.augment in AUGMENTATIONS,
-            f"augment: must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}",
-        )
-        need(
-            self.threads is None or self.threads > 0,
-            f"threads: must be positive, got {self.threads}",
-        )
-        if self.engine == "fast":
-            problem = fast_engine_problem(spec)
-            need(problem is None, f"engine: {problem}; use engine autograd")
-        if self.engine == "scratch":
-            need(
-                self.optimizer == "sgd" and not self.momentum and not self.weight_decay,
-                "engine: scratch trains with plain SGD: set optimizer sgd, no momentum or "
-                "weight decay",
-            )
-            need(
-                spec.activation in SCRATCH_ACTIVATIONS or not spec.hidden,
-                f"engine: scratch supports {', '.join(SCRATCH_ACTIVATIONS)}, got {spec.activation}",
-            )
-            need(
-                not spec.dropout and not spec.batch_norm,
-                "engine: scratch supports neither dropout nor batch norm",
-            )
-            need(not self.label_smoothing, "engine: scratch has no label smoothing")
-        classes = REGISTRY[self.dataset].num_classes
-        need(
-            spec.sizes[-1] == classes,
-            f"model: the output size must be {classes} for {self.dataset}, got {spec.sizes[-1]}",
-        )
+        for check in (_check_choices, _check_ranges, _check_model, _check_combinations):
+            problem = check(self)
+            if problem:
+                raise ConfigError(problem)
 
     @property
     def model_spec(self) -> str:
@@ -294,13 +190,76 @@ def _check_types(config: TrainConfig) -> None:
             raise ConfigError(f"{f.name}: must be {kind}, got {value!r}")
 
 
-def fast_engine_problem(spec: ModelSpec) -> str | None:
-    """Why the fast engine cannot train this model, or None when it can."""
-    if spec.hidden and spec.activation not in FAST_ACTIVATIONS:
-        return f"fast supports {', '.join(FAST_ACTIVATIONS)}, got {spec.activation}"
-    if spec.dropout or spec.batch_norm:
-        return "fast supports neither dropout nor batch norm"
+def _check_choices(config: TrainConfig) -> str | None:
+    """Every field with a fixed set of values holds one of them."""
+    if config.preset is not None and config.model is not None:
+        return "preset: give preset or model, not both"
+    if config.preset is not None and config.preset not in PRESETS:
+        return f"preset: unknown {config.preset!r}; choose one of: {', '.join(PRESETS)}"
+    if not config.dataset:
+        return "dataset: must be a name"
+    for f in dataclasses.fields(config):
+        choices, value = f.metadata.get("choices"), getattr(config, f.name)
+        if choices and f.name not in ("dataset", "preset") and value not in choices:
+            return f"{f.name}: must be one of {', '.join(choices)}, got {value!r}"
     return None
 
 
-DEFAULT_PRESET = "quickstart-512"
+# field: (holds, what it must be); None always passes for the optional fields
+_RANGES = {
+    "lr": (lambda v: v > 0, "must be positive"),
+    "momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "batch_size": (lambda v: v > 0, "must be positive"),
+    "epochs": (lambda v: v > 0, "must be positive"),
+    "iterations": (lambda v: v > 0, "must be positive"),
+    "step_size": (lambda v: v > 0, "must be positive"),
+    "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "eval_every": (lambda v: v > 0, "must be positive"),
+    "val_size": (lambda v: v >= 0, "must be >= 0"),
+    "patience": (lambda v: v >= 0, "must be >= 0"),
+    "threads": (lambda v: v > 0, "must be positive"),
+}
+
+
+def _check_ranges(config: TrainConfig) -> str | None:
+    for name, (holds, must) in _RANGES.items():
+        value = getattr(config, name)
+        if value is not None and not holds(value):
+            return f"{name}: {must}, got {value}"
+    return None
+
+
+def _check_model(config: TrainConfig) -> str | None:
+    """The spec and init parse; a registered dataset's shapes fit the spec."""
+    try:
+        spec = parse_spec(config.model_spec)
+    except MlplabError as e:
+        return f"model: {e}"
+    try:
+        parse_init(config.init)
+    except MlplabError as e:
+        return f"init: {e}"
+    info = REGISTRY.get(config.dataset)
+    if info is None:  # in-memory data: the trainer checks the spec against it
+        return None
+    if spec.sizes[0] != info.num_features:
+        return f"model: the input size must be {info.num_features} (28x28), got {spec.sizes[0]}"
+    if spec.sizes[-1] != info.num_classes:
+        return (
+            f"model: the output size must be {info.num_classes} for {config.dataset}, "
+            f"got {spec.sizes[-1]}"
+        )
+    return None
+
+
+def _check_combinations(config: TrainConfig) -> str | None:
+    """Fields that only make sense together."""
+    if config.nesterov and not (config.optimizer == "sgd" and config.momentum > 0):
+        return "nesterov: needs optimizer sgd with momentum > 0"
+    if config.patience and not config.val_size:
+        return "patience: early stopping watches the validation split; set val_size too"
+    if config.label_smoothing and config.loss != "cross_entropy":
+        return "label_smoothing: needs loss cross_entropy"
+    return None

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from mlplab.errors import MlplabError
-from mlplab.predict import ImageError, Predictor, load_predictor, preprocess
+from mlplab.use.predict import ImageError, Predictor, load_predictor, preprocess
 
 MAX_BODY = 2 * 1024 * 1024
 MAX_BATCH = 1024

@@ -1,0 +1,54 @@
+"""The mlplab command: flags -> config -> library call. Errors print as one line.
+
+Each command group lives in its own module with an add_parsers(sub) and its cmd_*
+functions; this module only assembles the parser and runs the chosen command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlplab.cli import data, experiments, models, train, use, viz
+from mlplab.cli.common import Parser
+from mlplab.errors import MlplabError
+
+GROUPS = (train, models, data, viz, experiments, use)  # in the order --help lists them
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="mlplab",
+        description="Build, train, inspect and use MLP classifiers on MNIST-family images.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    for group in GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def _version() -> str:
+    from mlplab import __version__
+
+    return f"mlplab {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MlplabError as e:
+        print(f"mlplab: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        # An unwritable --out or a vanished file: the OS's reason, on one line.
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mlplab: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mlplab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,88 @@
+"""What the command modules share: one-line errors, the data folder, progress bars, and
+the flags that map onto TrainConfig's fields."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+
+ENV_DATA = "MLPLAB_DATA"
+DATA_DIR_HELP = f"data folder (default: ${ENV_DATA})"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _type_of(hint) -> type:
+    """The base type of a config field's type hint (int for `int | None`)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field: --batch-size sets batch_size."""
+    from mlplab.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        base = _type_of(hints[f.name])
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if base is bool:
+            parser.add_argument(
+                flag, action="store_true", default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=base,
+                choices=f.metadata.get("choices"),
+                default=argparse.SUPPRESS,
+                help=help_text,
+                metavar=None if f.metadata.get("choices") else f.name.upper(),
+            )
+
+
+def data_dir(args) -> str | None:
+    return getattr(args, "data_dir", None) or os.environ.get(ENV_DATA) or None
+
+
+def interactive(args) -> bool:
+    return sys.stdout.isatty() and not getattr(args, "quiet", False)
+
+
+def load(args, name: str):
+    """A registered dataset, from --data-dir or $MLPLAB_DATA first, with a download bar."""
+    from mlplab.data.dataset import load_dataset
+
+    return load_dataset(name, data_dir=data_dir(args), progress=download_bar())
+
+
+def download_bar():
+    """A byte progress bar for downloads on a terminal; None elsewhere or without tqdm."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bars: dict[str, tqdm] = {}
+
+    def progress(url: str, done: int, total: int | None):
+        bar = bars.get(url)
+        if bar is None:
+            bar = bars[url] = tqdm(
+                total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False
+            )
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return progress

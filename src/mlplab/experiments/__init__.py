@@ -1,0 +1,1 @@
+"""Experiments over many runs: reproducing the classic tutorials' results."""

@@ -1,0 +1,1 @@
+"""Files: atomic writes, the safetensors codec, checkpoints and run directories."""

@@ -1,0 +1,61 @@
+"""Writes that a crash cannot half-finish: a temp file in the same folder, fsynced, renamed.
+
+A reader sees the old file or the new one, never a mix, and the rename itself is made
+durable by fsyncing the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes to `path` through a temp file beside it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(path)
+    # os.open honours the umask (mkstemp would leave every file 0600, unreadable to others).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value: Any) -> Path:
+    """Indented JSON, written atomically."""
+    return atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def temp_beside(path: Path) -> Path:
+    """A fresh hidden name in the same folder (so that renaming it onto `path` is atomic)."""
+    return path.parent / f".{path.name}.{secrets.token_hex(8)}.part"
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make the folder's entries (a rename, a new file) durable; a no-op where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory
+    finally:
+        os.close(fd)

@@ -1,0 +1,2 @@
+"""Networks: model specs, the tutorials' presets, weight init, and the tensors-only scratch
+network."""

@@ -1,0 +1,176 @@
+"""Callbacks: what varies around the training loop hooks in here, not into the loop.
+
+The Trainer calls each callback at the start, after every optimizer step, after every
+evaluation, at the end of every epoch and at the end. A callback may ask training to stop
+(`trainer.stop(reason)`); training then ends cleanly at that step, with a final evaluation
+if the step had none. Nothing raises out of `train` to stop it.
+
+A callback with state (the best weights so far, a patience counter) returns it from
+state_dict(), so a saved run continues exactly. Its `name` keys that state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mlplab.training.evaluate import Metrics
+
+if TYPE_CHECKING:
+    from mlplab.training.trainer import Trainer, TrainResult
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation: its record (as logged) and the metrics behind it."""
+
+    record: dict[str, Any]
+    val: Metrics | None
+    test: Metrics | None
+
+    @property
+    def iteration(self) -> int:
+        return self.record["iteration"]
+
+
+class Callback:
+    """The protocol; every hook is optional. Override what you need."""
+
+    name: str = ""  # set it when the callback has state to save
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        pass
+
+    def on_step(self, trainer: Trainer) -> None:
+        """After each optimizer step; trainer.state.iteration counts the steps taken."""
+
+    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        pass
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class BestByValidation(Callback):
+    """Keeps the weights and metrics of the evaluation with the best validation accuracy."""
+
+    name = "best"
+
+    def __init__(self):
+        self.accuracy = -math.inf
+        self.iteration: int | None = None
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.val: Metrics | None = None
+        self.test: Metrics | None = None
+
+    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+        val = evaluation.val
+        if val is None or not val.accuracy > self.accuracy:
+            return
+        state = trainer.engine.module().state_dict()
+        self.weights = {k: v.detach().clone() for k, v in state.items()}
+        self.accuracy, self.iteration = val.accuracy, evaluation.iteration
+        self.val, self.test = val, evaluation.test
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy if self.iteration is not None else None,
+            "iteration": self.iteration,
+            "weights": self.weights,
+            "val": self.val.to_dict() if self.val else None,
+            "test": self.test.to_dict() if self.test else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = state["iteration"]
+        self.accuracy = -math.inf if self.iteration is None else float(state["accuracy"])
+        self.weights = state["weights"]
+        self.val = Metrics.from_dict(state["val"]) if state["val"] else None
+        self.test = Metrics.from_dict(state["test"]) if state["test"] else None
+
+
+class EarlyStopping(Callback):
+    """Stops training after `patience` evaluations in a row without a better validation
+    accuracy than the best so far."""
+
+    name = "early_stopping"
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = -math.inf
+        self.bad_evaluations = 0
+
+    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+        if evaluation.val is None:
+            return
+        if evaluation.val.accuracy > self.best:
+            self.best, self.bad_evaluations = evaluation.val.accuracy, 0
+            return
+        self.bad_evaluations += 1
+        if self.bad_evaluations >= self.patience:
+            trainer.stop(
+                f"early stopping: no validation improvement in {self.patience} evaluations",
+                early=True,
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        best = None if self.best == -math.inf else self.best
+        return {"best": best, "bad_evaluations": self.bad_evaluations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = -math.inf if state["best"] is None else float(state["best"])
+        self.bad_evaluations = int(state["bad_evaluations"])
+
+
+class MetricsLog(Callback):
+    """Appends each record to a JSON-lines file as it is made, and a `final` line at the end."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.path.touch()
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+        self._append(evaluation.record)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self._append(record)
+
+    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+        self._append(final_record(result))
+
+
+def final_record(result: TrainResult) -> dict[str, Any]:
+    """The `final` line of metrics.jsonl: the chosen evaluation's metrics and the engine."""
+    final: dict[str, Any] = {"kind": "final", "iteration": result.iterations}
+    if result.test is not None:
+        final.update(test_loss=result.test.loss, test_accuracy=result.test.accuracy)
+    final.update(seconds=result.seconds, engine=result.engine)
+    if result.val is not None:
+        final.update(
+            val_loss=result.val.loss,
+            val_accuracy=result.val.accuracy,
+            best_iteration=result.best_iteration,
+        )
+    if result.stop_reason:
+        final["stop_reason"] = result.stop_reason
+    return final

@@ -1,0 +1,297 @@
+"""Training engines: one optimizer step on a batch, three ways.
+
+- autograd: nn.Module, autograd and mlplab.optim; trains every model the spec can describe.
+- fast: the same network, its forward and backward passes written out as a fixed sequence of
+  matmuls into buffers allocated once per run (activations, gradients), with no autograd
+  graph. tests/training/test_engines.py checks it against autograd step for step.
+- scratch: the tutorials' tensors-only network (mlplab.nn.scratch), for teaching.
+
+Each engine says what it cannot train (`cannot_train`), next to its code. Its step(x, y, lr)
+returns (loss, logits) as tensors on the device, and nothing in it waits for the device. Its
+state_dict holds its weights (the fast engine's own transposed copies included) and its
+optimizer's buffers; loading one continues the run exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mlplab.config import TrainConfig
+from mlplab.errors import ConfigError
+from mlplab.nn.model import MLP
+from mlplab.nn.scratch import ScratchMLP
+from mlplab.training.device import generator_as_default
+from mlplab.training.optim import make_optimizer
+
+Step = tuple[torch.Tensor, torch.Tensor]  # (loss, logits)
+
+
+def _optimizer(config: TrainConfig, params: list[torch.Tensor]):
+    return make_optimizer(
+        config.optimizer,
+        params,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _copy_into(mine: list[torch.Tensor], saved: list[torch.Tensor], what: str) -> None:
+    """Load saved tensors in place (the optimizer holds references to ours)."""
+    shapes = [tuple(t.shape) for t in saved]
+    if shapes != [tuple(t.shape) for t in mine]:
+        raise ConfigError(f"model: the saved {what} shapes {shapes} do not fit this model")
+    with torch.no_grad():
+        for t, s in zip(mine, saved, strict=True):
+            t.copy_(s)
+
+
+class AutogradEngine:
+    """nn.Module, autograd and mlplab.optim: the engine for every model and optimizer."""
+
+    name = "autograd"
+
+    @staticmethod
+    def cannot_train(config: TrainConfig) -> str | None:
+        return None
+
+    def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
+        self.config, self.model = config, model.train()
+        self.params = list(model.parameters())
+        self.optimizer = _optimizer(config, self.params)
+        # dropout draws from its own stream, saved with the run
+        self.dropout = dropout if model.spec.dropout else None
+        self.device = self.params[0].device
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        if self.dropout is None:
+            loss, logits = self._forward_backward(x, y)
+        else:
+            with generator_as_default(self.dropout, self.device):
+                loss, logits = self._forward_backward(x, y)
+        self.optimizer.step([p.grad for p in self.params], lr)
+        return loss.detach(), logits.detach()
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+        logits = self.model(x)  # (B, features) -> (B, classes)
+        if self.config.loss == "nll":
+            loss = F.nll_loss(F.log_softmax(logits, dim=1), y)
+        else:
+            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        return loss, logits
+
+    def module(self) -> MLP:
+        return self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return {"model": model, "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ConfigError(f"model: the saved weights do not fit this model: {e}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+# In-place activations, and their derivatives from the output alone: each multiplies the
+# incoming gradient by the activation's slope, written into that gradient.
+_ACTIVATE = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}
+
+
+def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> None:
+    torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+
+
+def _tanh_backward(grad: torch.Tensor, out: torch.Tensor) -> None:
+    torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)  # grad * (1 - out^2)
+
+
+def _sigmoid_backward(grad: torch.Tensor, out: torch.Tensor) -> None:
+    torch.ops.aten.sigmoid_backward.grad_input(grad, out, grad_input=grad)  # grad * out(1-out)
+
+
+_BACKWARD = {"relu": _relu_backward, "tanh": _tanh_backward, "sigmoid": _sigmoid_backward}
+
+
+class FastEngine:
+    """A plain MLP's forward and backward passes, written out, into preallocated buffers.
+
+    Weights are kept transposed, (in, out), so both passes are plain addmm/mm calls; the
+    module is refreshed from them whenever it is asked for (at evaluations).
+    """
+
+    name = "fast"
+    ACTIVATIONS = tuple(_ACTIVATE)
+
+    @staticmethod
+    def cannot_train(config: TrainConfig) -> str | None:
+        spec = config.parsed_spec
+        if spec.hidden and spec.activation not in FastEngine.ACTIVATIONS:
+            supported = ", ".join(FastEngine.ACTIVATIONS)
+            return f"fast supports {supported}, got {spec.activation}; use engine autograd"
+        if spec.dropout or spec.batch_norm:
+            return "fast supports neither dropout nor batch norm; use engine autograd"
+        return None
+
+    def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
+        self.config, self.model = config, model
+        layers = model.linears()
+        self.weights = [layer.weight.detach().t().contiguous() for layer in layers]
+        self.biases = [layer.bias.detach().clone() for layer in layers]
+        self.grad_w = [torch.empty_like(w) for w in self.weights]
+        self.grad_b = [torch.empty_like(b) for b in self.biases]
+        self.grads = self.grad_w + self.grad_b  # in the optimizer's order of parameters
+        self.optimizer = _optimizer(config, self.weights + self.biases)
+        activation = model.spec.activation
+        self.activate = _ACTIVATE.get(activation)
+        self.activation_backward = _BACKWARD.get(activation)
+        rows = config.batch_size
+        like = {"device": self.weights[0].device, "dtype": self.weights[0].dtype}
+        sizes = model.spec.sizes[1:]
+        self.outs = [torch.empty(rows, n, **like) for n in sizes]  # a = act(x W + b)
+        self.deltas = [torch.empty(rows, n, **like) for n in sizes]  # d loss / d z
+        # scatter_add_ source: -(1 - smoothing) at each row's true class
+        self.hit = torch.full((rows, 1), config.label_smoothing - 1.0, **like)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        n = len(x)
+        outs = [o[:n] for o in self.outs]
+        logits = self._forward(x, outs)
+        loss = self._loss_gradient(logits, y, self.deltas[-1][:n])
+        self._backward(x, outs, n)
+        self.optimizer.step(self.grads, lr)
+        return loss, logits
+
+    def _forward(self, x: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
+        """z = a W + b for each layer, activated in place except for the logits."""
+        a, last = x, len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            torch.addmm(b, a, w, out=outs[i])
+            if i < last:
+                self.activate(outs[i])
+            a = outs[i]
+        return outs[last]
+
+    def _loss_gradient(
+        self, logits: torch.Tensor, y: torch.Tensor, delta: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss, with its gradient w.r.t. the logits written into delta: (softmax -
+        target) / n, where the target is one-hot, smoothed toward uniform by label_smoothing."""
+        n, smoothing = len(y), self.config.label_smoothing
+        log_probs = torch.log_softmax(logits, dim=1)
+        loss = -log_probs.gather(1, y.view(-1, 1)).mean()
+        if smoothing:
+            loss = (1.0 - smoothing) * loss - smoothing * log_probs.mean()
+        torch.exp(log_probs, out=delta)
+        if smoothing:
+            delta.sub_(smoothing / logits.shape[1])
+        delta.scatter_add_(1, y.view(-1, 1), self.hit[:n])
+        delta.mul_(1.0 / n)
+        return loss
+
+    def _backward(self, x: torch.Tensor, outs: list[torch.Tensor], n: int) -> None:
+        """Each layer's weight gradient, then the gradient of the layer below."""
+        last = len(self.weights) - 1
+        delta = self.deltas[last][:n]
+        for i in range(last, -1, -1):
+            a_in = x if i == 0 else outs[i - 1]
+            torch.mm(a_in.t(), delta, out=self.grad_w[i])
+            torch.sum(delta, dim=0, out=self.grad_b[i])
+            if i:
+                below = self.deltas[i - 1][:n]
+                torch.mm(delta, self.weights[i].t(), out=below)
+                self.activation_backward(below, outs[i - 1])
+                delta = below
+
+    @torch.no_grad()
+    def module(self) -> MLP:
+        for layer, w, b in zip(self.model.linears(), self.weights, self.biases, strict=True):
+            layer.weight.copy_(w.t())
+            layer.bias.copy_(b)
+        return self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "weights": [w.clone() for w in self.weights],  # transposed: (in, out)
+            "biases": [b.clone() for b in self.biases],
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _copy_into(self.weights, state["weights"], "weight")
+        _copy_into(self.biases, state["biases"], "bias")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.module()
+
+
+class ScratchEngine:
+    """Plain tensors, hand-written backprop and a hand-written SGD step (mlplab.nn.scratch)."""
+
+    name = "scratch"
+    ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+    @staticmethod
+    def cannot_train(config: TrainConfig) -> str | None:
+        spec = config.parsed_spec
+        if config.optimizer != "sgd" or config.momentum or config.weight_decay:
+            return "scratch trains with plain SGD: set optimizer sgd, no momentum or weight decay"
+        if spec.hidden and spec.activation not in ScratchEngine.ACTIVATIONS:
+            supported = ", ".join(ScratchEngine.ACTIVATIONS)
+            return f"scratch supports {supported}, got {spec.activation}"
+        if spec.dropout or spec.batch_norm:
+            return "scratch supports neither dropout nor batch norm"
+        if config.label_smoothing:
+            return "scratch has no label smoothing"
+        return None
+
+    def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
+        self.net = ScratchMLP.from_module(model)  # the same init as the other engines
+        self.device = next(model.parameters()).device
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        return self.net.train_step(x, y, lr)
+
+    def module(self) -> MLP:
+        return self.net.to_module().to(self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "weights": [w.clone() for w in self.net.weights],
+            "biases": [b.clone() for b in self.net.biases],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _copy_into(self.net.weights, state["weights"], "weight")
+        _copy_into(self.net.biases, state["biases"], "bias")
+
+
+Engine = AutogradEngine | FastEngine | ScratchEngine
+ENGINES: dict[str, type[Engine]] = {e.name: e for e in (AutogradEngine, FastEngine, ScratchEngine)}
+
+
+def resolve_engine(config: TrainConfig) -> str:
+    """The engine a config trains with ("auto": fast when the model allows it, else autograd).
+
+    Raises ConfigError, naming the field, when the chosen engine cannot train the config.
+    """
+    if config.engine == "auto":
+        return "autograd" if FastEngine.cannot_train(config) else "fast"
+    if config.engine not in ENGINES:
+        raise ConfigError(f"engine: must be one of auto, {', '.join(ENGINES)}")
+    problem = ENGINES[config.engine].cannot_train(config)
+    if problem:
+        raise ConfigError(f"engine: {problem}")
+    return config.engine
+
+
+def make_engine(config: TrainConfig, model: MLP, dropout: torch.Generator | None = None) -> Engine:
+    """The engine the config resolves to, training `model` (whose init it starts from)."""
+    return ENGINES[resolve_engine(config)](config, model, dropout)

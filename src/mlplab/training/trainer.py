@@ -1,0 +1,351 @@
+"""The Trainer: the seven-step recipe as small named steps over an explicit, saveable state.
+
+Load data, batch it, build the model, the loss, the optimizer, train, and test every N
+iterations. One iteration is: take a batch, step, account, and when due evaluate and
+record; what varies (early stopping, the best checkpoint, logs, progress bars) hooks in
+through callbacks. The whole split stays on the device; the host waits for it only at
+evaluations (float() and int() are sync points), never per step.
+
+Every random stream has its own seeded generator, saved with the state: shuffling (the
+sampler's), augmentation and dropout. state_dict() holds everything needed to continue a run
+exactly; load_state_dict() continues it, and the result is identical to a run that never
+stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlplab.config import TrainConfig
+from mlplab.data.augment import augment
+from mlplab.data.dataset import Dataset, Split, stratified_split
+from mlplab.data.normalization import Normalization, make_normalization
+from mlplab.data.sampler import BatchSampler
+from mlplab.errors import ConfigError
+from mlplab.nn.init import init_weights
+from mlplab.nn.model import MLP, build_model
+from mlplab.training.callbacks import BestByValidation, Callback, EarlyStopping, Evaluation
+from mlplab.training.device import pick_device, torch_threads
+from mlplab.training.engines import make_engine, resolve_engine
+from mlplab.training.evaluate import Metrics, evaluate
+from mlplab.training.optim import Schedule
+from mlplab.training.state import TrainState, load_state, save_state
+
+Record = dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best by validation when there is one) and what happened."""
+
+    model: MLP
+    norm: Normalization
+    test: Metrics | None
+    val: Metrics | None
+    history: list[Record] = field(default_factory=list)
+    iterations: int = 0
+    best_iteration: int | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+    engine: str = "autograd"  # the engine that trained it (config "auto" resolved)
+    stop_reason: str | None = None  # why it ended before its planned length, if it did
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A seed for one named random stream of a run, independent of the others."""
+    digest = hashlib.sha256(f"mlplab:{seed}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class Trainer:
+    """Trains one model on one dataset as the config says; see the module docstring.
+
+    Args:
+        config: the run's hyperparameters.
+        data: a registered dataset or in-memory arrays (Dataset.from_arrays), on any device.
+        device: where to train; default: config.device.
+        callbacks: hooks called through the run (see mlplab.training.callbacks).
+        norm: the input normalisation; default: from config.normalization and the data.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: Dataset,
+        device: torch.device | str | None = None,
+        callbacks: Sequence[Callback] = (),
+        norm: Normalization | None = None,
+    ):
+        self.started = time.perf_counter()
+        self.config, self.data = config, data
+        self.engine_name = resolve_engine(config)
+        check_data(config, data)
+        self.device = torch.device(device) if device is not None else pick_device(config.device)
+        self.train_split, self.val_split = self._splits(config, data)
+        self.test_split = data.test.to(self.device) if data.test is not None else None
+        self.norm = norm or make_normalization(config.normalization, self.train_split.x, data.stats)
+        self.sampler = BatchSampler(
+            len(self.train_split), config.batch_size, config.seed, self.device
+        )
+        self.total = config.iterations or config.epochs * self.sampler.batches_per_epoch
+        self.eval_every = config.eval_every or self.sampler.batches_per_epoch
+        self.schedule = Schedule(
+            config.schedule, config.lr, self.total, config.step_size, config.gamma
+        )
+        self.generators = {
+            name: torch.Generator(device=self.device).manual_seed(stream_seed(config.seed, name))
+            for name in ("augment", "dropout")
+        }
+        self.engine = make_engine(config, self._initial_model(), self.generators["dropout"])
+        self.state = TrainState.start(self.device)
+        self.best = BestByValidation() if self.val_split is not None else None
+        own = [self.best] if self.best else []
+        if config.patience:
+            own.append(EarlyStopping(config.patience))
+        self.callbacks: list[Callback] = [*own, *callbacks]
+
+    def _splits(self, config: TrainConfig, data: Dataset) -> tuple[Split, Split | None]:
+        """The training split and the validation split held out of it, on the device."""
+        if not config.val_size:
+            return data.train.to(self.device), None
+        keep, held = stratified_split(data.train.y, config.val_size, config.seed)
+        return data.train.subset(keep).to(self.device), data.train.subset(held).to(self.device)
+
+    def _initial_model(self) -> MLP:
+        # The init draws from torch's default CPU generator, seeded here and then put back,
+        # so a run starts from the same weights whatever the caller's RNG has done.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            model = init_weights(build_model(self.config.model_spec), self.config.init)
+        return model.to(self.device)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state.iteration >= self.total or self.state.stop_reason is not None
+
+    def run(self) -> TrainResult:
+        """Train to the end of the run (or until a callback stops it) and return the result."""
+        with torch_threads(self.config.threads):
+            self._call("on_train_begin")
+            while not self.finished:
+                self.step()
+            return self.finish()
+
+    def step(self) -> None:
+        """One iteration: take a batch, step, account, and evaluate or end the epoch if due."""
+        x, y = self._take_batch()
+        lr = self.schedule(self.state.iteration)
+        loss, logits = self.engine.step(x, y, lr)
+        self._account(loss, logits, y, lr)
+        self._call("on_step")
+        s = self.state
+        if s.iteration % self.eval_every == 0 or s.iteration == self.total:
+            self.evaluate()
+        if self.sampler.epoch_done:
+            self._end_epoch()
+
+    def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.train_split.batch(self.sampler.next(), self.norm)
+        if self.config.augment != "none":
+            x = augment(x, self.config.augment, self.norm.blank, self.generators["augment"])
+        return x, y
+
+    def _account(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, lr: float):
+        s = self.state
+        with torch.no_grad():
+            s.loss_total.add_(loss.detach(), alpha=len(y))
+            s.correct_total.add_((logits.argmax(1) == y).sum())
+        s.seen += len(y)
+        s.iteration += 1
+        s.lr = lr
+
+    def evaluate(self) -> Evaluation:
+        """Evaluate the current model on the validation and test splits, and record it."""
+        s = self.state
+        now = float(s.loss_total)
+        record: Record = {
+            "kind": "eval",
+            "iteration": s.iteration,
+            "epoch": self.sampler.epoch,
+            "train_loss": (now - s.window[0]) / max(s.seen - s.window[1], 1),
+            "lr": s.lr,
+        }
+        s.window, s.last_eval = (now, s.seen), s.iteration
+        model, classes = self.engine.module(), self.data.num_classes
+        val = evaluate(model, self.val_split, self.norm, classes) if self.val_split else None
+        test = evaluate(model, self.test_split, self.norm, classes) if self.test_split else None
+        s.latest = {"val": val and val.to_dict(), "test": test and test.to_dict()}
+        if val is not None:
+            record.update(val_loss=val.loss, val_accuracy=val.accuracy)
+        if test is not None:
+            record.update(test_loss=test.loss, test_accuracy=test.accuracy)
+        record["seconds"] = self.seconds
+        s.records.append(record)
+        evaluation = Evaluation(record, val, test)
+        self._call("on_evaluate", evaluation)
+        return evaluation
+
+    def _end_epoch(self) -> None:
+        s = self.state
+        loss, correct, seen = float(s.loss_total), int(s.correct_total), s.seen
+        n = seen - s.epoch_start[2]
+        record = {
+            "kind": "epoch",
+            "epoch": self.sampler.epoch,
+            "iteration": s.iteration,
+            "train_loss": (loss - s.epoch_start[0]) / n,
+            "train_accuracy": (correct - s.epoch_start[1]) * 100.0 / n,
+        }
+        s.epoch_start = (loss, correct, seen)
+        s.records.append(record)
+        self._call("on_epoch_end", record)
+
+    def finish(self) -> TrainResult:
+        """End the run: evaluate the last step if it was not, close a partial epoch, and
+        return the chosen model (the best by validation when there is a validation split)."""
+        if self.state.last_eval != self.state.iteration:
+            self.evaluate()
+        if self.sampler.in_partial_epoch:
+            self._end_epoch()
+        result = self.result()
+        self._call("on_train_end", result)
+        return result
+
+    def result(self) -> TrainResult:
+        s, best = self.state, self.best
+        model = copy.deepcopy(self.engine.module())
+        if best is not None and best.weights is not None:
+            model.load_state_dict(best.weights)
+            val, test = best.val, best.test
+        else:
+            val, test = (
+                Metrics.from_dict(m) if m else None for m in (s.latest["val"], s.latest["test"])
+            )
+        return TrainResult(
+            model=model.eval(),
+            norm=self.norm,
+            test=test,
+            val=val,
+            history=list(s.records),
+            iterations=s.iteration,
+            best_iteration=best.iteration if best else None,
+            stopped_early=s.stopped_early,
+            seconds=self.seconds,
+            engine=self.engine_name,
+            stop_reason=s.stop_reason,
+        )
+
+    def stop(self, reason: str, early: bool = True) -> None:
+        """Ask training to end after the current step (callbacks call this)."""
+        if self.state.stop_reason is None:
+            self.state.stop_reason = reason
+            self.state.stopped_early = early
+
+    @property
+    def seconds(self) -> float:
+        """Training time so far, across every process that worked on this run."""
+        return self.state.seconds + time.perf_counter() - self.started
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (tensors and JSON values)."""
+        return {
+            "identity": self._identity(),
+            "loop": {**self.state.state_dict(), "seconds": self.seconds},
+            "sampler": self.sampler.state_dict(),
+            "engine": self.engine.state_dict(),
+            "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "callbacks": {c.name: c.state_dict() for c in self.callbacks if c.name},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a state_dict() of a run of the same model, engine and data."""
+        for key, mine in self._identity().items():
+            theirs = state["identity"].get(key)
+            if theirs != mine:
+                raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
+        self.state.load_state_dict(state["loop"])
+        self.started = time.perf_counter()
+        self.sampler.load_state_dict(state["sampler"])
+        self.engine.load_state_dict(state["engine"])
+        for name, generator in self.generators.items():
+            generator.set_state(state["generators"][name].cpu())
+        saved = state["callbacks"]
+        for callback in self.callbacks:
+            if callback.name and callback.name in saved:
+                callback.load_state_dict(saved[callback.name])
+
+    def _identity(self) -> dict[str, Any]:
+        """What a saved state must share with this trainer for loading it to make sense."""
+        return {
+            "model": str(self.config.parsed_spec),
+            "engine": self.engine_name,
+            "dataset": self.data.name,
+            "val_size": self.config.val_size,
+        }
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write state_dict() to the folder `path`, atomically (mlplab.training.state)."""
+        return save_state(path, self.state_dict())
+
+    def load_state(self, path: str | Path) -> None:
+        """Continue from a folder written by save_state."""
+        self.load_state_dict(load_state(path))
+
+
+def check_data(config: TrainConfig, data: Dataset) -> None:
+    """The config fits the data: its name, its input size and its number of classes."""
+    if config.dataset != data.name:
+        raise ConfigError(
+            f"dataset: the config names {config.dataset!r} but the data is {data.name!r}"
+        )
+    spec = config.parsed_spec
+    if spec.sizes[0] != data.num_features:
+        raise ConfigError(
+            f"model: the input size must be {data.num_features} for {data.name}, "
+            f"got {spec.sizes[0]}"
+        )
+    if spec.sizes[-1] != data.num_classes:
+        raise ConfigError(
+            f"model: the output size must be {data.num_classes} for {data.name}, "
+            f"got {spec.sizes[-1]}"
+        )
+    if config.augment != "none" and data.num_features != 784:
+        raise ConfigError(
+            f"augment: needs 28x28 images, {data.name} has {data.num_features} features"
+        )
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset,
+    device: torch.device | str | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train a model as the config says.
+
+    Args:
+        config: the run's hyperparameters.
+        data: a loaded dataset, or in-memory arrays (Dataset.from_arrays).
+        device: where to train; default: config.device.
+        callbacks: hooks called at each step, evaluation and epoch, and at the end.
+    Returns:
+        A TrainResult; with a validation split the model is the best one by validation
+        accuracy, and `test` is measured on that model for reporting only.
+    """
+    return Trainer(config, data, device, callbacks).run()

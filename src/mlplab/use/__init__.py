@@ -1,0 +1,1 @@
+"""Using a trained model: predict on images, export to ONNX or TorchScript."""
