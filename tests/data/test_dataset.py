@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mlplab.data.registry
-from mlplab.data.dataset import Split, load_dataset, stratified_split
+from mlplab.data.dataset import Dataset, Split, load_dataset, stratified_split
 from mlplab.data.idx import encode_idx, md5, write_idx
 from mlplab.data.normalization import TUTORIAL_NORM, Normalization
 from mlplab.data.normalization import value_stats as pixel_stats
@@ -256,3 +256,34 @@ def test_images_with_wrong_rank(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(DataError, match="^unknown dataset 'cifar'; choose one of: mnist"):
         load_dataset("cifar", download=False)
+
+
+# --- in-memory arrays ---------------------------------------------------------------------
+
+
+def test_from_arrays_encodes_labels_by_sorted_class():
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    data = Dataset.from_arrays(x, ["b", "a", "c", "a"], x[:2], ["c", "b"])
+    assert data.name == "arrays" and data.classes == ("a", "b", "c")
+    assert data.train.y.tolist() == [1, 0, 2, 0] and data.test.y.tolist() == [2, 1]
+    assert data.train.x.dtype == torch.float32 and data.num_features == 3
+    assert data.stats is None and data.files == {}
+    pixels = Dataset.from_arrays(np.zeros((2, 28, 28), np.uint8), [0, 1], classes=("0", "1"))
+    assert pixels.train.x.dtype == torch.uint8 and pixels.num_features == 784
+
+
+@pytest.mark.parametrize(
+    "x, y, x_test, y_test, message",
+    [
+        (np.zeros(5), [0] * 5, None, None, r"^x: expected \(samples, features\), got shape \(5,\)"),
+        (np.zeros((5, 2)), [0] * 4, None, None, r"^y: expected 5 labels"),
+        (np.array([["a", "b"]]), [0], None, None, r"^x: expected numbers, got dtype <U1"),
+        (np.full((2, 2), np.nan), [0, 1], None, None, r"^x: has NaN or infinite values"),
+        (np.zeros((2, 2)), [0, 1], np.zeros((1, 3)), [0], r"^x_test: has 3 features but x has 2"),
+        (np.zeros((2, 2)), [0, 1], np.zeros((1, 2)), [7], r"^y_test: label '7' is not one of"),
+        (np.zeros((2, 2)), [0, 1], np.zeros((1, 2)), None, r"^x_test and y_test: give both"),
+    ],
+)
+def test_from_arrays_names_what_is_wrong(x, y, x_test, y_test, message):
+    with pytest.raises(DataError, match=message):
+        Dataset.from_arrays(x, y, x_test, y_test)

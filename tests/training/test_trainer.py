@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -390,3 +392,74 @@ def test_pick_device_cuda_without_cuda_is_a_config_error():
         pick_device("cuda")
     with pytest.raises(ConfigError, match=r"^device: 'cuda:1' requested"):
         pick_device("cuda:1")
+
+
+# --- any tabular data --------------------------------------------------------------------------
+
+
+def _tabular(n: int = 1200, seed: int = 0):
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=n,
+        n_features=20,
+        n_informative=8,
+        n_classes=3,
+        n_clusters_per_class=1,
+        class_sep=1.5,
+        random_state=seed,
+    )
+    return x, np.array(["setosa", "versicolor", "virginica"])[y]
+
+
+def test_trains_on_arrays_of_any_width_with_string_classes():
+    x, y = _tabular()
+    data = Dataset.from_arrays(x[:1000], y[:1000], x[1000:], y[1000:], name="flowers")
+    assert data.classes == ("setosa", "versicolor", "virginica")
+    assert data.num_features == 20 and data.train.x.dtype == torch.float32
+    config = TrainConfig(
+        dataset="flowers",
+        model="20-64-3:relu",
+        normalization="dataset",
+        batch_size=100,
+        epochs=10,
+        lr=1e-2,
+        device="cpu",
+    )
+    result = train(config, data)
+    assert result.engine == "fast"
+    assert result.test.count == 200
+    assert result.test.accuracy > 85.0, result.test.accuracy  # chance is 33%
+    # the normalisation is the training features' own, not a dataset name's
+    assert result.norm.mean == pytest.approx(float(data.train.x.double().mean()), rel=1e-9)
+    logits = result.model(result.norm.apply(data.test.x))
+    assert logits.shape == (200, 3)
+
+
+def test_the_test_split_is_optional():
+    x, y = _tabular(600)
+    data = Dataset.from_arrays(x, y, name="flowers")
+    assert data.test is None
+    config = TrainConfig(
+        dataset="flowers", model="20-32-3", batch_size=50, epochs=3, val_size=100, device="cpu"
+    )
+    result = train(config, data)
+    assert result.test is None and result.val.count == 100
+    evals = [r for r in result.history if r["kind"] == "eval"]
+    assert evals and all("test_accuracy" not in r and "val_accuracy" in r for r in evals)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (dict(model="784-32-3"), r"^model: the input size must be 20 for flowers, got 784"),
+        (dict(model="20-32-10"), r"^model: the output size must be 3 for flowers, got 10"),
+        (dict(model="784-32-10", dataset="mnist"), r"^dataset: the config names 'mnist' but"),
+        (dict(model="20-32-3", augment="shift"), r"^augment: needs 28x28 images"),
+    ],
+)
+def test_a_config_that_does_not_fit_the_data_is_refused(config, message):
+    x, y = _tabular(100)
+    data = Dataset.from_arrays(x, y, name="flowers")
+    with pytest.raises(ConfigError, match=message):
+        train(TrainConfig(**{"dataset": "flowers", **config}), data)

@@ -28,6 +28,7 @@ class BadInput(Exception):
     """A request the API refuses, with its HTTP status."""
 
     def __init__(self, status: int, message: str):
+        """`message` is what the client reads under "error"."""
         super().__init__(message)
         self.status = status
 
@@ -63,157 +64,189 @@ def parse_pixels(body: bytes) -> tuple[np.ndarray, bool]:
     return out.reshape(-1, 28, 28), batched
 
 
+_BINARY = {"type": "string", "format": "binary"}
+
+# FastAPI cannot infer the body of /api/predict (the endpoint reads it raw), so describe it.
+PREDICT_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "pixels": {
+                        "type": "array",
+                        "items": {"type": "number"},
+                        "minItems": 784,
+                        "maxItems": 784,
+                    }
+                },
+            }
+        },
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": {"file": _BINARY}},
+        },
+        "image/png": {"schema": _BINARY},
+        "application/octet-stream": {"schema": _BINARY},
+    },
+    "required": True,
+}
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, or BadInput 413 once it has been read to the end past MAX_BODY."""
+    # Read (and past the limit, discard) the whole body before answering: a client
+    # still sending when the server replies and closes would see a reset, not a 413.
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY:
+            chunks.append(chunk)
+        elif size > DRAIN_LIMIT:
+            break
+    if size > MAX_BODY:
+        raise BadInput(413, f"body exceeds the limit of {MAX_BODY} bytes")
+    return b"".join(chunks)
+
+
+async def _form_file(request: Request, body: bytes) -> bytes:
+    """The contents of the multipart field `file` in an already-read body."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def replay():
+        """The body again, as the stream the parser expects."""
+        yield body
+        yield b""
+
+    try:
+        form = await MultiPartParser(request.headers, replay()).parse()
+    except MultiPartException as e:
+        raise BadInput(400, f"malformed multipart body: {e.message}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise BadInput(422, "multipart body has no file field named 'file'")
+    return await upload.read()
+
+
+def _parse_body(kind: str, body: bytes) -> tuple[np.ndarray, bool]:
+    """A body of media type `kind` -> (N, 28, 28) floats, and whether batched."""
+    if not body:
+        raise BadInput(400, "empty body: send an image or JSON pixels")
+    if kind == "application/json":
+        return parse_pixels(body)
+    if kind in ("multipart/form-data", "application/octet-stream") or kind.startswith("image/"):
+        try:
+            return preprocess(body, "upload")[None], False
+        except ImageError as e:
+            status = 413 if "limit" in str(e) else 415
+            raise BadInput(status, str(e).removeprefix("upload: ")) from None
+    raise BadInput(
+        415,
+        f"unsupported content type {kind or 'none'!r}: send an "
+        "image, multipart field 'file', or application/json pixels",
+    )
+
+
+async def _request_images(request: Request) -> tuple[np.ndarray, bool]:
+    """The images a predict request carries, and whether it asked for a batch."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _read_body(request)
+    if kind == "multipart/form-data":
+        body = await _form_file(request, body)
+    return _parse_body(kind, body)
+
+
+def _prediction(predictor: Predictor, probs: np.ndarray, seen: np.ndarray, start: float) -> dict:
+    """The JSON for one image's prediction."""
+    best = int(probs.argmax())
+    return {
+        "probabilities": [float(p) for p in probs],
+        "top": {
+            "index": best,
+            "class": predictor.classes[best],
+            "probability": float(probs[best]),
+        },
+        "input": [round(float(v), 4) for v in seen.reshape(-1)],
+        "latency_ms": (time.perf_counter() - start) * 1000,
+    }
+
+
+def _model_summary(predictor: Predictor) -> dict:
+    """What /api/model says about the served model."""
+    info = predictor.info
+    return {
+        "spec": info.get("spec"),
+        "dataset": info.get("dataset"),
+        "classes": predictor.classes,
+        "test_accuracy": info.get("test_accuracy"),
+        "normalization": {"mean": predictor.mean, "std": predictor.std},
+        "source": predictor.path.name if predictor.path else None,
+        "versions": info.get("versions"),
+    }
+
+
 def create_app(model: str | Path | Predictor):
     """The FastAPI app serving one model (a run directory, .safetensors or .onnx)."""
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
-    info = predictor.info
     app = FastAPI(
         docs_url=None,
         redoc_url=None,
         title="mlplab",
-        version=str(info.get("versions", {}).get("mlplab", "")),
+        version=str(predictor.info.get("versions", {}).get("mlplab", "")),
         description="Draw a digit, or post an image or pixels, and get class "
         "probabilities from an mlplab MLP.",
     )
+    _mount_docs(app, predictor.info)
+    _add_page_routes(app)
+    _add_api_routes(app, predictor)
+    return app
 
-    def result(probs: np.ndarray, seen: np.ndarray, start: float) -> dict:
-        best = int(probs.argmax())
-        return {
-            "probabilities": [float(p) for p in probs],
-            "top": {
-                "index": best,
-                "class": predictor.classes[best],
-                "probability": float(probs[best]),
-            },
-            "input": [round(float(v), 4) for v in seen.reshape(-1)],
-            "latency_ms": (time.perf_counter() - start) * 1000,
-        }
 
-    _mount_docs(app, info)
+def _add_page_routes(app: FastAPI) -> None:
+    """The drawing page and its static files."""
 
     @app.get("/", include_in_schema=False)
     def index():
+        """The drawing page."""
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str):
+        """One file of the page, by name; nothing outside the static folder."""
         path = STATIC / name
         if name not in {p.name for p in STATIC.iterdir()}:
             return JSONResponse({"error": f"no static file {name!r}"}, status_code=404)
         media = {".js": "text/javascript", ".css": "text/css"}.get(path.suffix)
         return FileResponse(path, media_type=media)
 
+
+def _add_api_routes(app: FastAPI, predictor: Predictor) -> None:
+    """The JSON API: health, model description, and predictions."""
+
+    # No docstrings on these two: FastAPI would publish them in the OpenAPI document.
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
 
     @app.get("/api/model")
     def model_info() -> dict:
-        return {
-            "spec": info.get("spec"),
-            "dataset": info.get("dataset"),
-            "classes": predictor.classes,
-            "test_accuracy": info.get("test_accuracy"),
-            "normalization": {"mean": predictor.mean, "std": predictor.std},
-            "source": predictor.path.name if predictor.path else None,
-            "versions": info.get("versions"),
-        }
+        return _model_summary(predictor)
 
-    @app.post(
-        "/api/predict",
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "pixels": {
-                                    "type": "array",
-                                    "items": {"type": "number"},
-                                    "minItems": 784,
-                                    "maxItems": 784,
-                                }
-                            },
-                        }
-                    },
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
-                    },
-                    "image/png": {"schema": {"type": "string", "format": "binary"}},
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                },
-                "required": True,
-            }
-        },
-    )
+    @app.post("/api/predict", openapi_extra={"requestBody": PREDICT_BODY})
     async def predict_endpoint(request: Request):
         """Class probabilities for an image or for 784 pixels in [0, 1]."""
         start = time.perf_counter()
         try:
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            # Read (and past the limit, discard) the whole body before answering: a client
-            # still sending when the server replies and closes would see a reset, not a 413.
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size <= MAX_BODY:
-                    chunks.append(chunk)
-                elif size > DRAIN_LIMIT:
-                    break
-            if size > MAX_BODY:
-                raise BadInput(413, f"body exceeds the limit of {MAX_BODY} bytes")
-            body = b"".join(chunks)
-            if kind == "multipart/form-data":
-                body = await _form_file(request, body)
-            if not body:
-                raise BadInput(400, "empty body: send an image or JSON pixels")
-            if kind == "application/json":
-                images, batched = parse_pixels(body)
-            elif kind in ("multipart/form-data", "application/octet-stream") or kind.startswith(
-                "image/"
-            ):
-                try:
-                    images, batched = preprocess(body, "upload")[None], False
-                except ImageError as e:
-                    raise BadInput(
-                        413 if "limit" in str(e) else 415, str(e).removeprefix("upload: ")
-                    ) from None
-            else:
-                raise BadInput(
-                    415,
-                    f"unsupported content type {kind or 'none'!r}: send an "
-                    "image, multipart field 'file', or application/json pixels",
-                )
+            images, batched = await _request_images(request)
             probs = predictor.probabilities(images)
-            results = [result(p, x, start) for p, x in zip(probs, images, strict=True)]
+            results = [
+                _prediction(predictor, p, x, start) for p, x in zip(probs, images, strict=True)
+            ]
             return {"predictions": results} if batched else results[0]
         except BadInput as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
         except MlplabError as e:
             return JSONResponse({"error": str(e)}, status_code=400)
-
-    async def _form_file(request: Request, body: bytes) -> bytes:
-        from starlette.datastructures import UploadFile
-        from starlette.formparsers import MultiPartException, MultiPartParser
-
-        async def replay():
-            yield body
-            yield b""
-
-        try:
-            form = await MultiPartParser(request.headers, replay()).parse()
-        except MultiPartException as e:
-            raise BadInput(400, f"malformed multipart body: {e.message}") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise BadInput(422, "multipart body has no file field named 'file'")
-        return await upload.read()
-
-    return app
 
 
 def _mount_docs(app: FastAPI, info: dict) -> None:
@@ -237,6 +270,7 @@ def _mount_docs(app: FastAPI, info: dict) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs():
+        """The Swagger UI page."""
         return get_swagger_ui_html(openapi_url="/openapi.json", title="mlplab API", **assets)
 
 

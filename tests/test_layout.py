@@ -1,0 +1,155 @@
+"""The package's shape: arrows point down only, no import cycles, short functions.
+
+Every import of every module counts, those inside functions included, so a lazy import
+cannot hide an upward arrow.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import mlplab
+
+SRC = Path(mlplab.__file__).parent
+
+# Lower layers never import higher ones. Within a layer, modules may import each other
+# (without cycles). The root package (mlplab/__init__) only names things lazily.
+LAYERS = (
+    ("mlplab.errors", "mlplab.io.atomic", "mlplab.io.safetensors", "mlplab.io"),
+    ("mlplab.data", "mlplab.nn"),
+    ("mlplab.io.checkpoint", "mlplab.io.rundir"),
+    ("mlplab.config",),
+    ("mlplab.training",),
+    ("mlplab.use", "mlplab.viz", "mlplab.experiments"),
+    ("mlplab.serve",),
+    ("mlplab.cli", "mlplab.__main__"),
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+def _resolve(name: str) -> str:
+    """The module an import refers to (an attribute import resolves to its module)."""
+    while name not in MODULES and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node that can run: `if TYPE_CHECKING:` blocks are for type checkers only."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in ast.walk(child))
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
+def _imports(module: str) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text())
+    found = set()
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {_resolve(n) for n in names if n == "mlplab" or n.startswith("mlplab.")}
+    return found - {module}
+
+
+GRAPH = {m: _imports(m) for m in MODULES}
+
+
+def _layer(module: str) -> int | None:
+    """The layer of the longest prefix that names the module (mlplab.io.checkpoint is not
+    mlplab.io's)."""
+    matches = [
+        (len(p), i)
+        for i, prefixes in enumerate(LAYERS)
+        for p in prefixes
+        if module == p or module.startswith(p + ".")
+    ]
+    return max(matches)[1] if matches else None
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if m != "mlplab" and _layer(m) is None] == []
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "mlplab"])
+def test_imports_point_down_only(module):
+    upward = [
+        dep
+        for dep in GRAPH[module]
+        if dep != "mlplab" and _layer(dep) > _layer(module)  # the root only for __version__
+    ]
+    assert upward == [], f"{module} imports higher layers: {upward}"
+
+
+def test_training_never_imports_cli_viz_or_serve():
+    for module, deps in GRAPH.items():
+        if module.startswith("mlplab.training"):
+            bad = [d for d in deps if d.split(".")[1] in ("cli", "viz", "serve", "use")]
+            assert bad == [], (module, bad)
+
+
+def test_optim_takes_numbers_not_the_config():
+    assert "mlplab.config" not in GRAPH["mlplab.training.optim"]
+
+
+def test_no_import_cycles():
+    visiting, done, cycles = [], set(), []
+
+    def visit(module):
+        if module in done:
+            return
+        if module in visiting:
+            cycles.append(visiting[visiting.index(module) :] + [module])
+            return
+        visiting.append(module)
+        for dep in sorted(GRAPH[module]):
+            visit(dep)
+        visiting.pop()
+        done.add(module)
+
+    for module in MODULES:
+        visit(module)
+    assert cycles == []
+
+
+def _functions():
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield module, node.name, node.end_lineno - node.lineno + 1
+
+
+def test_no_function_runs_past_80_lines():
+    long = [(m, f, n) for m, f, n in _functions() if n > 80]
+    assert long == []
+
+
+def test_training_functions_stay_under_60_lines():
+    long = [(m, f, n) for m, f, n in _functions() if m.startswith("mlplab.training") and n > 60]
+    assert long == []
+
+
+def test_each_engine_states_what_it_can_train():
+    from mlplab.config import ENGINES as NAMES
+    from mlplab.training.engines import ENGINES
+
+    assert NAMES == ("auto", *ENGINES)
+    for name, engine in ENGINES.items():
+        assert engine.name == name
+        assert callable(engine.cannot_train)
