@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 
-from mlplab.data.dataset import load_dataset
+from mlplab.data.dataset import Dataset, Split, load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +68,12 @@ def browser():
         )
         yield b
         b.close()
+
+
+def head(data: Dataset, n_train: int, n_test: int | None = None) -> Dataset:
+    """The same dataset cut to its first n_train training (and n_test test) images."""
+    test = data.test if n_test is None else Split(data.test.x[:n_test], data.test.y[:n_test])
+    return replace(data, train=Split(data.train.x[:n_train], data.train.y[:n_train]), test=test)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
+from conftest import head
 from mlplab.config import TrainConfig
-from mlplab.data.dataset import Dataset, Split
+from mlplab.data.dataset import Dataset
 from mlplab.training.callbacks import (
     BestByValidation,
     Callback,
@@ -22,13 +23,7 @@ from mlplab.training.trainer import Trainer, train
 
 @pytest.fixture(scope="module")
 def small(mnist) -> Dataset:
-    return Dataset(
-        mnist.name,
-        mnist.classes,
-        Split(mnist.train.x[:1000], mnist.train.y[:1000]),
-        Split(mnist.test.x[:500], mnist.test.y[:500]),
-        stats=mnist.stats,
-    )
+    return head(mnist, 1000, 500)
 
 
 def cfg(**kw) -> TrainConfig:

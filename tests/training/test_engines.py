@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import head
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError
 from mlplab.nn.model import build_model
@@ -106,8 +107,7 @@ def test_fast_engine_rejects_what_it_cannot_train(model, message):
 
 def test_fast_and_autograd_train_to_the_same_model(mnist):
     """Same seed, same batches: float32 rounding apart, the same run."""
-    small = mnist.train.subset(torch.arange(3000))
-    data = type(mnist)(mnist.name, mnist.classes, small, mnist.test, mnist.files)
+    data = head(mnist, 3000)
     config = TrainConfig(preset="c", batch_size=100, epochs=2, normalization="dataset")
     fast = train(config.replace(engine="fast"), data, "cpu")
     reference = train(config.replace(engine="autograd"), data, "cpu")
@@ -119,8 +119,7 @@ def test_fast_and_autograd_train_to_the_same_model(mnist):
 
 
 def test_the_result_names_the_engine_that_trained(mnist):
-    small = mnist.train.subset(torch.arange(256))
-    data = type(mnist)(mnist.name, mnist.classes, small, mnist.test, mnist.files)
+    data = head(mnist, 256)
     config = TrainConfig(preset="c", batch_size=128, iterations=2)
     assert train(config, data, "cpu").engine == "fast"
     assert train(config.replace(engine="autograd"), data, "cpu").engine == "autograd"

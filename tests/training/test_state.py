@@ -4,6 +4,7 @@ exactly (torch.equal) the run of N + M steps that never stopped."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -86,12 +87,11 @@ torch.rand(7)  # the caller's RNG must not matter
 for folder, fields in json.loads(sys.argv[1]).items():
     trainer = Trainer(TrainConfig(**fields), data)
     trainer.load_state(folder + "/before")
-    assert trainer.state.iteration == %d
+    assert trainer.state.iteration == BEFORE
     trainer.run()
     trainer.save_state(folder + "/after")
 """
-    % BEFORE
-)
+).replace("BEFORE", str(BEFORE))
 
 
 def _data() -> Dataset:
@@ -150,7 +150,7 @@ def runs(tmp_path_factory):
         [sys.executable, "-c", textwrap.dedent(CONTINUE), json.dumps(folders)],
         check=True,
         timeout=600,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     resumed = {name: load_state(root / name / "after") for name in CASES}
     return straight, resumed

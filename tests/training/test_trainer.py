@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import head
 from mlplab.config import TrainConfig, read_toml
-from mlplab.data.dataset import Dataset, Split, stratified_split
+from mlplab.data.dataset import Dataset, stratified_split
 from mlplab.data.normalization import make_normalization
 from mlplab.errors import ConfigError
 from mlplab.nn.init import init_weights
@@ -38,14 +38,7 @@ GATE_FLOOR = 95.0
 @pytest.fixture(scope="module")
 def small(mnist) -> Dataset:
     """The first 2,000 training and 1,000 test images of MNIST: epochs of a few dozen steps."""
-    return Dataset(
-        mnist.name,
-        mnist.classes,
-        Split(mnist.train.x[:2000], mnist.train.y[:2000]),
-        Split(mnist.test.x[:1000], mnist.test.y[:1000]),
-        mnist.files,
-        mnist.stats,
-    )
+    return head(mnist, 2000, 1000)
 
 
 def evals(result) -> list[dict]:

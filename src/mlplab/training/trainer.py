@@ -279,10 +279,11 @@ class Trainer:
             theirs = state["identity"].get(key)
             if theirs != mine:
                 raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
-        self.state.load_state_dict(state["loop"])
-        self.started = time.perf_counter()
+        # the sampler and the engine check what they load, so they go first
         self.sampler.load_state_dict(state["sampler"])
         self.engine.load_state_dict(state["engine"])
+        self.state.load_state_dict(state["loop"])
+        self.started = time.perf_counter()
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name].cpu())
         saved = state["callbacks"]
