@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -12,6 +16,7 @@ import torch
 from PIL import Image
 
 from mlplab.data.registry import get_info
+from mlplab.errors import MlplabError
 from mlplab.viz import plots
 from mlplab.viz.report import PICTURES, plot_run, write_report
 
@@ -124,3 +129,41 @@ def test_curves_need_evaluations(bad, tmp_path):
 
     with pytest.raises(MlplabError, match="no evaluation records"):
         plots.training_curves(bad, tmp_path / "x.png")
+
+
+# Draws what `mlplab train` draws at the end of every run, in a fresh interpreter, and
+# reports which matplotlib modules that loaded.
+_END_OF_RUN = """
+import sys
+from mlplab.data.dataset import load_dataset
+from mlplab.viz.report import plot_run
+plot_run(sys.argv[1], load_dataset("mnist"), only=("curves", "confusion"))
+print("matplotlib.backends.backend_agg" in sys.modules, "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_end_of_run_pictures_do_not_import_pyplot(trained_run, tmp_path):
+    run_dir = shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("plots"))
+    done = subprocess.run(
+        [sys.executable, "-c", _END_OF_RUN, str(run_dir)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    agg_loaded, pyplot_loaded = done.stdout.split()
+    assert agg_loaded == "True"  # the pictures really were drawn with matplotlib
+    assert pyplot_loaded == "False"
+    plots_dir = run_dir / "plots"
+    check_png(plots_dir / "curves.png", "curves")
+    check_png(plots_dir / "confusion.png", "confusion")
+    assert not list(plots_dir.glob(".*.part"))  # written atomically: no temp files left
+
+
+def test_missing_matplotlib_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    message = r"^plots need matplotlib: pip install 'mlplab\[plots\]'$"
+    with pytest.raises(MlplabError, match=message):
+        plots.confusion_heatmap(np.eye(10, dtype=int), list("0123456789"), tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()

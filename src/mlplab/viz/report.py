@@ -39,7 +39,8 @@ def plot_run(
     if "curves" in wanted:
         written["curves"] = plots.training_curves(read_metrics(run_dir), out / "curves.png")
     test = data.test
-    probs = torch.softmax(predict_logits(ckpt.model, test.x, ckpt.norm).float(), 1)
+    if {"view_classify", "mistakes"} & set(wanted):  # only these two need the probabilities
+        probs = torch.softmax(predict_logits(ckpt.model, test.x, ckpt.norm).float(), 1)
     if "confusion" in wanted:
         metrics = evaluate(ckpt.model, test, ckpt.norm, len(classes))
         written["confusion"] = plots.confusion_heatmap(
