@@ -432,6 +432,16 @@ BAD = {
         1,
         r"mlplab: error: unknown.toml: unknown field 'learning_rate'",
     ),
+    "toml-unknown-dataset": (
+        ("train", "--config", "dataset.toml"),
+        1,
+        r"mlplab: error: dataset: unknown 'cifar'; choose one of: mnist, fashion-mnist, kmnist",
+    ),
+    "engine-cannot-train-the-model": (
+        ("train", "--model", "784-32-10:gelu", "--engine", "fast"),
+        1,
+        r"mlplab: error: engine: fast supports relu, tanh, sigmoid, got gelu; use engine autograd",
+    ),
     "out-is-a-file": (
         ("train", "--preset", "c", "--out", "a-file"),
         1,
@@ -454,6 +464,7 @@ def bad_dir(tmp_path_factory) -> Path:
     (work / "corrupt.safetensors").write_bytes(b"this is not a checkpoint")
     (work / "wrong.toml").write_text('lr = "fast"\n')
     (work / "unknown.toml").write_text("[train]\nlearning_rate = 0.1\n")
+    (work / "dataset.toml").write_text('dataset = "cifar"\n')
     (work / "a-file").write_text("")
     return work
 
