@@ -97,6 +97,11 @@ class TrainConfig:
     patience: int = _field(
         0, "stop after N evaluations without validation improvement (needs val_size; 0 = off)"
     )
+    checkpoint_every: int | None = _field(
+        None,
+        "save the whole training state to RUN/state/ every N iterations, keeping the newest "
+        "two (default: after every evaluation; 0: only when the run ends or is stopped)",
+    )
     # reproducibility and placement
     seed: int = _field(0, "seed for init, shuffling, dropout and the validation split")
     device: str = _field("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
@@ -219,6 +224,7 @@ _RANGES = {
     "eval_every": (lambda v: v > 0, "must be positive"),
     "val_size": (lambda v: v >= 0, "must be >= 0"),
     "patience": (lambda v: v >= 0, "must be >= 0"),
+    "checkpoint_every": (lambda v: v >= 0, "must be >= 0"),
     "threads": (lambda v: v > 0, "must be positive"),
 }
 

@@ -19,3 +19,8 @@ class ConfigError(MlplabError):
 
 class CheckpointError(MlplabError):
     """A checkpoint that cannot be read or does not describe a model."""
+
+
+class MlplabWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as
+    one line)."""

@@ -139,12 +139,15 @@ def test_train_writes_the_run_directory(trained):
     run_dir = trained.run_dir
     assert re.fullmatch(r"\d{8}-\d{6}-t", run_dir.name)
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".lock",  # held while a process trains the run
         "config.json",
         "metrics.jsonl",
         "model.json",
         "model.safetensors",
         "plots",  # curves and confusion matrix, since matplotlib is installed
+        "state",  # the newest two training states, to resume or extend the run
     ]
+    assert sorted(p.name for p in (run_dir / "state").iterdir()) == ["000000150", "000000200"]
     config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     assert config == TrainConfig(
         preset="c",
@@ -342,6 +345,7 @@ def test_every_subcommand_help_exits_zero(capsys):
         "predict",
         "export",
         "serve",
+        "runs",
     } == {" ".join(c) for c in commands}
     for command in commands:
         with pytest.raises(SystemExit) as exit_:

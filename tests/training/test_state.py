@@ -16,7 +16,7 @@ import torch
 from mlplab.config import TrainConfig
 from mlplab.data.dataset import Dataset
 from mlplab.errors import CheckpointError, ConfigError
-from mlplab.training.state import load_state, save_state
+from mlplab.io.states import load_state, save_state
 from mlplab.training.trainer import Trainer
 
 # 2,000 training images less 200 for validation: 29 steps an epoch at batch 64 (the last of
@@ -245,5 +245,5 @@ def test_a_damaged_state_is_named(tmp_path):
     (folder / "state.json").write_text('{"format": "something else"}')
     with pytest.raises(CheckpointError, match=r"state.json: not an mlplab training state"):
         load_state(folder)
-    with pytest.raises(CheckpointError, match=r"missing: cannot read the training state"):
+    with pytest.raises(CheckpointError, match=r"missing/state.json: cannot read the training"):
         load_state(tmp_path / "missing")

@@ -7,12 +7,13 @@ functions; this module only assembles the parser and runs the chosen command.
 from __future__ import annotations
 
 import sys
+import warnings
 
-from mlplab.cli import data, experiments, models, train, use, viz
+from mlplab.cli import data, experiments, models, runs, train, use, viz
 from mlplab.cli.common import Parser
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, MlplabWarning
 
-GROUPS = (train, models, data, viz, experiments, use)  # in the order --help lists them
+GROUPS = (train, runs, models, data, viz, experiments, use)  # in the order --help lists them
 
 
 def build_parser() -> Parser:
@@ -35,8 +36,20 @@ def _version() -> str:
     return f"mlplab {__version__}"
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, *rest) -> None:
+    """mlplab's own warnings as one line, `mlplab: warning: ...`; others as Python shows them."""
+    if issubclass(category, MlplabWarning):
+        print(f"mlplab: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except MlplabError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 from mlplab.cli.common import add_config_flags, data_dir, download_bar, interactive
@@ -17,6 +18,13 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--config", metavar="FILE.toml", help="read settings from a TOML file; flags override it"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run from its newest valid state, with its own config; "
+        "only --epochs, --iterations (to extend it), --eval-every, --checkpoint-every, "
+        "--threads, --device, --data-dir and --quiet may be given",
     )
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no per-evaluation lines or progress")
@@ -51,17 +59,45 @@ def config_from_args(args):
     return config
 
 
+def resume_config_from_args(args):
+    """A resumed run's config: its config.json, with the few flags a resume may change."""
+    from mlplab.config import TrainConfig
+    from mlplab.errors import ConfigError
+    from mlplab.training.runner import resume_with, resumed_config
+
+    if args.config:
+        raise ConfigError("--config: a resumed run takes its settings from RUN_DIR/config.json")
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    changes = {k: v for k, v in vars(args).items() if k in names}
+    saved = resumed_config(args.resume, None)
+    if data_dir(args) and "data_dir" not in changes:
+        changes["data_dir"] = data_dir(args)
+    return resume_with(saved, {k: v for k, v in changes.items() if getattr(saved, k) != v})
+
+
 def cmd_train(args) -> int:
     from mlplab.data.dataset import load_dataset
     from mlplab.training.engines import resolve_engine
     from mlplab.training.runner import run
+    from mlplab.training.signals import StopOnSignal
+    from mlplab.training.trainer import Interrupted
 
-    config = config_from_args(args)
+    config = resume_config_from_args(args) if args.resume else config_from_args(args)
     resolve_engine(config)  # an engine that cannot train the model fails before the data loads
     data = load_dataset(config.dataset, data_dir=config.data_dir, progress=download_bar())
     progress = _progress() if interactive(args) else None
+    callbacks = [progress] if progress else []
     try:
-        run_dir, result = run(config, data=data, callbacks=[progress] if progress else [])
+        with StopOnSignal() as stopper:
+            run_dir, result = run(
+                config, data=data, callbacks=[*callbacks, stopper], resume_from=args.resume
+            )
+    except Interrupted as e:
+        print(
+            f"stopped at iteration {e.iteration}; resume with: mlplab train --resume {e.run_dir}",
+            file=sys.stderr,
+        )
+        return stopper.exit_code
     finally:
         if progress is not None:
             progress.close()

@@ -42,6 +42,19 @@ def write_json(path: str | os.PathLike, value: Any) -> Path:
     return atomic_write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one whole line with a single write(): a crash can cut it short, but cannot
+    interleave it with another (readers ignore an unfinished last line)."""
+    data = line.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        view = memoryview(data)
+        while view:  # write() may take less than all of it
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def temp_beside(path: Path) -> Path:
     """A fresh hidden name in the same folder (so that renaming it onto `path` is atomic)."""
     return path.parent / f".{path.name}.{secrets.token_hex(8)}.part"

@@ -1,14 +1,34 @@
-"""Run directories: <out>/<date-time>-<name>/, one per training run, never overwritten."""
+"""Run directories: <out>/<date-time>-<name>/, one per training run.
+
+    config.json        every setting of the run (a resumed, extended run updates its length)
+    metrics.jsonl      one record per line, as the run goes; a `final` line once it finished
+    state/<iteration>/ the newest training states (mlplab.io.states), to resume from
+    model.safetensors  the chosen model, and model.json, what it says of itself
+    .lock              held (flock) by the process training the run
+
+A run is finished when metrics.jsonl ends with its final line and the model is there;
+stopped (resumable) when it has a state and no final line; failed when it has neither.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from mlplab.errors import CheckpointError
+from mlplab.errors import CheckpointError, MlplabError
+from mlplab.io.checkpoint import WEIGHTS
+from mlplab.io.states import list_states
 
+CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+STATES = "state"  # RUN/state/<iteration>/: the newest training states
+LOCK = ".lock"
 
 
 def create_run_dir(out: str | Path, name: str, now: datetime | None = None) -> Path:
@@ -26,6 +46,104 @@ def create_run_dir(out: str | Path, name: str, now: datetime | None = None) -> P
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The records of a run's metrics.jsonl, in order."""
+    """The records of a run's metrics.jsonl, in order.
+
+    An unfinished last line (a crash cut it short) is not a record and is left out; a bad
+    line anywhere else is an error that names it.
+    """
     path = Path(run_dir) / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    complete = text.split("\n")[:-1]  # what follows the last newline is unfinished
+    records = []
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise CheckpointError(f"{path}:{number}: not a JSON record") from None
+    return records
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The settings saved in RUN/config.json, not yet validated."""
+    path = Path(run_dir) / CONFIG
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise MlplabError(
+            f"{path}: cannot read: {e.strerror or e} (is it a run directory?)"
+        ) from None
+    except ValueError as e:
+        raise MlplabError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(values, dict):
+        raise MlplabError(f"{path}: not a JSON object")
+    return values
+
+
+@contextmanager
+def locked(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run's lock for the block; another process holding it is an error."""
+    path = Path(run_dir) / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MlplabError(f"{run_dir}: another mlplab process is training this run") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, as the process's death would
+
+
+def is_running(run_dir: str | Path) -> bool:
+    """Whether a live process holds the run's lock."""
+    path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def describe_run(run_dir: str | Path) -> dict[str, Any]:
+    """A run's status, model, dataset, test accuracy, iterations and training time.
+
+    status: running, finished, stopped (resumable, at `iteration`), or failed.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    try:
+        records = read_metrics(run_dir)
+    except (OSError, CheckpointError):
+        records = []
+    final = records[-1] if records and records[-1].get("kind") == "final" else None
+    states = list_states(run_dir / STATES)
+    row = {
+        "run": run_dir.name,
+        "path": str(run_dir),
+        "model": config.get("model") or config.get("preset") or "quickstart-512",
+        "dataset": config.get("dataset"),
+        "test_accuracy": None,
+        "iteration": None,
+        "seconds": None,
+    }
+    if final is not None and (run_dir / WEIGHTS).is_file():
+        row.update(status="finished", test_accuracy=final.get("test_accuracy"))
+        row.update(iteration=final.get("iteration"), seconds=final.get("seconds"))
+    elif states:
+        row.update(status="stopped", iteration=int(states[-1].name))
+        evals = [r for r in records if r.get("kind") == "eval"]
+        if evals:
+            row.update(seconds=evals[-1].get("seconds"))
+    else:
+        row["status"] = "failed"
+    if is_running(run_dir):
+        row["status"] = "running"
+    return row

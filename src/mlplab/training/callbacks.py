@@ -1,9 +1,10 @@
 """Callbacks: what varies around the training loop hooks in here, not into the loop.
 
 The Trainer calls each callback at the start, after every optimizer step, after every
-evaluation, at the end of every epoch and at the end. A callback may ask training to stop
-(`trainer.stop(reason)`); training then ends cleanly at that step, with a final evaluation
-if the step had none. Nothing raises out of `train` to stop it.
+evaluation, at the end of every epoch, at the end of every iteration (when the state is
+whole and can be saved), when it is interrupted, and at the end. A callback may ask training
+to stop (`trainer.stop(reason)`); training then ends cleanly at that step, with a final
+evaluation if the step had none. Nothing raises out of `train` to stop it.
 
 A callback with state (the best weights so far, a patience counter) returns it from
 state_dict(), so a saved run continues exactly. Its `name` keys that state.
@@ -19,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mlplab.errors import CheckpointError
+from mlplab.io.atomic import append_line, atomic_write_text
+from mlplab.io.states import prune_states, save_state, state_path
 from mlplab.training.evaluate import Metrics
 
 if TYPE_CHECKING:
@@ -54,6 +58,13 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         pass
+
+    def on_iteration_end(self, trainer: Trainer) -> None:
+        """After everything an iteration does: the state is whole, and saving it here lets a
+        run continue exactly."""
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Training pauses after this iteration (trainer.interrupt); run() raises next."""
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         pass
@@ -137,17 +148,23 @@ class EarlyStopping(Callback):
 
 
 class MetricsLog(Callback):
-    """Appends each record to a JSON-lines file as it is made, and a `final` line at the end."""
+    """Appends each record to a JSON-lines file as it is made, and a `final` line at the end.
+
+    Each line goes out in one write() of the whole line, so a crash leaves at most an
+    unfinished last line, which mlplab.io.rundir.read_metrics ignores. At the start the file
+    is rewritten, atomically, from the records the trainer already holds: none for a new
+    run, those of the saved state for a resumed one, so that records made after that state
+    are dropped and made again.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        self.path.touch()
+        atomic_write_text(self.path, "".join(_line(r) for r in trainer.state.records))
 
     def _append(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
+        append_line(self.path, _line(record))
 
     def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
         self._append(evaluation.record)
@@ -157,6 +174,49 @@ class MetricsLog(Callback):
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
         self._append(final_record(result))
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record) + "\n"
+
+
+class StateCheckpoints(Callback):
+    """Saves the whole training state to FOLDER/<iteration>/ and keeps the newest `keep`.
+
+    It saves every `every` iterations (None: after every evaluation; 0: never on a
+    schedule), at the last iteration before the run finishes (so the run can be extended),
+    and when training is interrupted. A failed write (a full disk, a read-only folder)
+    stops training with an error that names the path; the previous state stays valid.
+    """
+
+    def __init__(self, folder: str | Path, every: int | None = None, keep: int = 2):
+        self.folder, self.every, self.keep = Path(folder), every, keep
+        self.saved: int | None = None
+
+    def on_iteration_end(self, trainer: Trainer) -> None:
+        s = trainer.state
+        if self.every is None:
+            due = s.last_eval == s.iteration
+        else:
+            due = self.every > 0 and s.iteration % self.every == 0
+        if due or trainer.finished:
+            self.save(trainer)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        if self.saved != trainer.state.iteration:
+            self.save(trainer)
+
+    def save(self, trainer: Trainer) -> Path:
+        path = state_path(self.folder, trainer.state.iteration)
+        try:
+            save_state(path, trainer.state_dict())
+        except OSError as e:
+            raise CheckpointError(
+                f"{path}: cannot write the training state: {e.strerror or e}"
+            ) from None
+        self.saved = trainer.state.iteration
+        prune_states(self.folder, self.keep)
+        return path
 
 
 def final_record(result: TrainResult) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from mlplab.data.dataset import Dataset, Split, stratified_split
 from mlplab.data.normalization import Normalization, make_normalization
 from mlplab.data.sampler import BatchSampler
 from mlplab.errors import ConfigError
+from mlplab.io.rundir import STATES
+from mlplab.io.states import load_state, newest_state, save_state
 from mlplab.nn.init import init_weights
 from mlplab.nn.model import MLP, build_model
 from mlplab.training.callbacks import BestByValidation, Callback, EarlyStopping, Evaluation
@@ -37,7 +39,7 @@ from mlplab.training.device import pick_device, torch_threads
 from mlplab.training.engines import make_engine, resolve_engine
 from mlplab.training.evaluate import Metrics, evaluate
 from mlplab.training.optim import Schedule
-from mlplab.training.state import TrainState, load_state, save_state
+from mlplab.training.state import TrainState
 
 Record = dict[str, Any]
 
@@ -57,6 +59,15 @@ class TrainResult:
     seconds: float = 0.0
     engine: str = "autograd"  # the engine that trained it (config "auto" resolved)
     stop_reason: str | None = None  # why it ended before its planned length, if it did
+
+
+class Interrupted(Exception):
+    """Training paused at a step's end on request (a signal); its state can be resumed."""
+
+    def __init__(self, iteration: int, reason: str):
+        super().__init__(f"stopped at iteration {iteration} ({reason})")
+        self.iteration, self.reason = iteration, reason
+        self.run_dir: Path | None = None  # set by run() when there is a run directory
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -106,6 +117,7 @@ class Trainer:
         }
         self.engine = make_engine(config, self._initial_model(), self.generators["dropout"])
         self.state = TrainState.start(self.device)
+        self.interrupted: str | None = None
         self.best = BestByValidation() if self.val_split is not None else None
         own = [self.best] if self.best else []
         if config.patience:
@@ -134,25 +146,36 @@ class Trainer:
         return self.state.iteration >= self.total or self.state.stop_reason is not None
 
     def run(self) -> TrainResult:
-        """Train to the end of the run (or until a callback stops it) and return the result."""
+        """Train to the end of the run (or until a callback stops it) and return the result.
+
+        Raises Interrupted, after the on_interrupt callbacks (which save the state), when
+        interrupt() was called: the run can then continue from that state.
+        """
         with torch_threads(self.config.threads):
             self._call("on_train_begin")
-            while not self.finished:
+            while not self.finished and self.interrupted is None:
                 self.step()
+            if not self.finished:
+                self._call("on_interrupt")
+                raise Interrupted(self.state.iteration, self.interrupted)
             return self.finish()
 
     def step(self) -> None:
-        """One iteration: take a batch, step, account, and evaluate or end the epoch if due."""
+        """One iteration: take a batch, step, account, evaluate and end the epoch when due.
+
+        Nothing here depends on the run's length, so a run extended later takes the same
+        steps; the closing evaluation belongs to finish().
+        """
         x, y = self._take_batch()
         lr = self.schedule(self.state.iteration)
         loss, logits = self.engine.step(x, y, lr)
         self._account(loss, logits, y, lr)
         self._call("on_step")
-        s = self.state
-        if s.iteration % self.eval_every == 0 or s.iteration == self.total:
+        if self.state.iteration % self.eval_every == 0:
             self.evaluate()
         if self.sampler.epoch_done:
             self._end_epoch()
+        self._call("on_iteration_end")
 
     def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.train_split.batch(self.sampler.next(), self.norm)
@@ -246,10 +269,17 @@ class Trainer:
         )
 
     def stop(self, reason: str, early: bool = True) -> None:
-        """Ask training to end after the current step (callbacks call this)."""
+        """Ask training to end after the current step (callbacks call this). The run is then
+        finished: evaluated, its model chosen."""
         if self.state.stop_reason is None:
             self.state.stop_reason = reason
             self.state.stopped_early = early
+
+    def interrupt(self, reason: str) -> None:
+        """Ask training to pause after the current step (a signal handler calls this); run()
+        then raises Interrupted, and the run can continue from its saved state."""
+        if self.interrupted is None:
+            self.interrupted = reason
 
     @property
     def seconds(self) -> float:
@@ -266,7 +296,7 @@ class Trainer:
         """Everything needed to continue this run exactly (tensors and JSON values)."""
         return {
             "identity": self._identity(),
-            "loop": {**self.state.state_dict(), "seconds": self.seconds},
+            "loop": {**self.state.state_dict(), "seconds": self.seconds, "total": self.total},
             "sampler": self.sampler.state_dict(),
             "engine": self.engine.state_dict(),
             "generators": {k: g.get_state() for k, g in self.generators.items()},
@@ -279,6 +309,7 @@ class Trainer:
             theirs = state["identity"].get(key)
             if theirs != mine:
                 raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
+        self._check_length(state["loop"])
         # the sampler and the engine check what they load, so they go first
         self.sampler.load_state_dict(state["sampler"])
         self.engine.load_state_dict(state["engine"])
@@ -290,6 +321,25 @@ class Trainer:
         for callback in self.callbacks:
             if callback.name and callback.name in saved:
                 callback.load_state_dict(saved[callback.name])
+
+    def _check_length(self, loop: dict[str, Any]) -> None:
+        """A run may be extended (or shortened) only where that changes no step it takes."""
+        field = "iterations" if self.config.iterations else "epochs"
+        done, planned = int(loop["iteration"]), int(loop["total"])
+        if self.total < done:
+            raise ConfigError(
+                f"{field}: the saved run is already at iteration {done}, past the "
+                f"{self.total} this config asks for"
+            )
+        kind = self.config.schedule
+        if planned != self.total and (
+            kind in ("onecycle", "cosine") or (kind == "step" and not self.config.step_size)
+        ):
+            raise ConfigError(
+                f"{field}: the {kind} schedule spreads its learning rates over the run's "
+                f"{planned} iterations; a run of {self.total} would differ at every step, "
+                f"so start a new run instead"
+            )
 
     def _identity(self) -> dict[str, Any]:
         """What a saved state must share with this trainer for loading it to make sense."""
@@ -307,6 +357,19 @@ class Trainer:
     def load_state(self, path: str | Path) -> None:
         """Continue from a folder written by save_state."""
         self.load_state_dict(load_state(path))
+
+    def resume(self, path: str | Path) -> Path | None:
+        """Continue from the newest valid state of a run directory (RUN/state/...), or from a
+        state folder; returns the state loaded, None when the run saved none yet."""
+        path = Path(path)
+        if (path / "state.json").is_file():
+            self.load_state(path)
+            return path
+        found = newest_state(path / STATES)
+        if found is None:
+            return None
+        self.load_state_dict(found[1])
+        return found[0]
 
 
 def check_data(config: TrainConfig, data: Dataset) -> None:
@@ -337,6 +400,7 @@ def train(
     data: Dataset,
     device: torch.device | str | None = None,
     callbacks: Sequence[Callback] = (),
+    resume_from: str | Path | None = None,
 ) -> TrainResult:
     """Train a model as the config says.
 
@@ -345,8 +409,13 @@ def train(
         data: a loaded dataset, or in-memory arrays (Dataset.from_arrays).
         device: where to train; default: config.device.
         callbacks: hooks called at each step, evaluation and epoch, and at the end.
+        resume_from: a run directory (or a state folder) to continue from its newest
+            valid state; the result is the one the run would have given uninterrupted.
     Returns:
         A TrainResult; with a validation split the model is the best one by validation
         accuracy, and `test` is measured on that model for reporting only.
     """
-    return Trainer(config, data, device, callbacks).run()
+    trainer = Trainer(config, data, device, callbacks)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    return trainer.run()

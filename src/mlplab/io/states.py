@@ -1,0 +1,184 @@
+"""Training states on disk: one folder per state, tensors to safetensors, the rest to JSON.
+
+    state.json          the tree, each tensor replaced by {"tensor": NAME}, and the size and
+                        sha256 of tensors.safetensors
+    tensors.safetensors every tensor under its NAME
+
+A state folder is written under a temp name, its files fsynced, then renamed into place and
+its parent fsynced: a crash at any instant leaves the old state or the new one. A state
+that was damaged afterwards (a truncated file, a bad header, a wrong checksum) fails to
+load with an error that names the file, so it is never taken for a valid one. A run keeps
+its states in RUN/state/<iteration>/, the newest few; `newest_state` falls back past damaged
+ones. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlplab.errors import CheckpointError, MlplabWarning
+from mlplab.io.atomic import atomic_write, fsync_dir, temp_beside
+from mlplab.io.safetensors import decode_safetensors, encode_safetensors
+
+STATE_FORMAT = "mlplab-train-state"
+STATE_VERSION = 1
+TREE = "state.json"
+TENSORS = "tensors.safetensors"
+DIGITS = 9  # RUN/state/000001200/: names sort as numbers
+
+
+def split_tensors(tree: Any, tensors: dict[str, torch.Tensor], path: str = "") -> Any:
+    """The tree with each tensor moved into `tensors` (keyed by its path) and referenced."""
+    if isinstance(tree, torch.Tensor):
+        tensors[path] = tree.detach().cpu()
+        return {"tensor": path}
+    if isinstance(tree, dict):
+        for key in tree:
+            if not isinstance(key, str) or "/" in key:
+                raise TypeError(f"state keys must be strings without '/', got {key!r}")
+        return {k: split_tensors(v, tensors, f"{path}/{k}" if path else k) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return [split_tensors(v, tensors, f"{path}/{i}") for i, v in enumerate(tree)]
+    return tree
+
+
+def join_tensors(tree: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """The inverse of split_tensors."""
+    if isinstance(tree, dict):
+        if tree.keys() == {"tensor"} and isinstance(tree["tensor"], str):
+            if tree["tensor"] not in tensors:
+                raise CheckpointError(f"{where}: refers to a missing tensor {tree['tensor']!r}")
+            return tensors[tree["tensor"]]
+        return {k: join_tensors(v, tensors, where) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [join_tensors(v, tensors, where) for v in tree]
+    return tree
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write a state tree to the folder `path`, replacing what was there, atomically."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    tree = split_tensors(state, tensors)
+    data = encode_safetensors(tensors, {})
+    doc = {
+        "format": STATE_FORMAT,
+        "format_version": STATE_VERSION,
+        "tensors": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "state": tree,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(path)
+    tmp.mkdir()
+    old = None
+    try:
+        atomic_write(tmp / TENSORS, data)
+        atomic_write(tmp / TREE, (json.dumps(doc) + "\n").encode())
+        if path.exists():
+            old = temp_beside(path)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """The state tree saved in the folder `path`; a missing or damaged state is named."""
+    path = Path(path)
+    doc = _read_tree(path / TREE)
+    try:
+        data = (path / TENSORS).read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path / TENSORS}: cannot read: {e.strerror or e}") from None
+    expected = doc.get("tensors")
+    if not isinstance(expected, dict):
+        raise CheckpointError(f"{path / TREE}: corrupt training state: no tensor checksum")
+    if len(data) != expected.get("bytes"):
+        raise CheckpointError(
+            f"{path / TENSORS}: truncated or padded: {len(data)} bytes, "
+            f"the state says {expected.get('bytes')}"
+        )
+    if hashlib.sha256(data).hexdigest() != expected.get("sha256"):
+        raise CheckpointError(f"{path / TENSORS}: checksum mismatch: the file is damaged")
+    tensors, _ = decode_safetensors(data, str(path / TENSORS))
+    return join_tensors(doc["state"], tensors, str(path / TREE))
+
+
+def _read_tree(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise CheckpointError(
+            f"{path}: cannot read the training state: {e.strerror or e}"
+        ) from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise CheckpointError(f"{path}: corrupt training state: {e}") from None
+    if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not an mlplab training state")
+    if doc.get("format_version") != STATE_VERSION:
+        raise CheckpointError(
+            f"{path}: state format version {doc.get('format_version')!r}; "
+            f"this mlplab reads version {STATE_VERSION}"
+        )
+    if not isinstance(doc.get("state"), dict):
+        raise CheckpointError(f"{path}: corrupt training state: no state")
+    return doc
+
+
+def state_path(folder: str | Path, iteration: int) -> Path:
+    """Where the state at `iteration` lives in a run's state folder."""
+    return Path(folder) / f"{iteration:0{DIGITS}d}"
+
+
+def list_states(folder: str | Path) -> list[Path]:
+    """The state folders in `folder`, oldest first (temp folders of interrupted writes are
+    not states)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def prune_states(folder: str | Path, keep: int) -> None:
+    """Delete all but the newest `keep` states, and what interrupted writes left behind."""
+    folder = Path(folder)
+    for old in list_states(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for leftover in folder.glob(".*.part"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def newest_state(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest state in `folder` that loads, or None when there is none at all.
+
+    A damaged state is skipped with a warning (MlplabWarning) that names its file; when
+    every state is damaged, the newest one's error is raised.
+    """
+    states = list_states(folder)
+    problems = []
+    for path in reversed(states):
+        try:
+            return path, load_state(path)
+        except CheckpointError as e:
+            problems.append(e)
+            warnings.warn(f"{e}; trying the state before it", MlplabWarning, stacklevel=2)
+    if problems:
+        raise CheckpointError(f"no valid training state in {folder}: {problems[0]}")
+    return None
