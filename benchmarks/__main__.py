@@ -72,6 +72,7 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
     throughput = start(suite.throughput)
     t99 = start(suite.time_to_99)
     hardware = start(suite.hardware)
+    checkpoints = start(suite.checkpoints)
     search_md, winner, search_runs = search.result()
     profiles = start(suite.profiles, winner)
     throughput_md, tutorial_runs = throughput.result()
@@ -90,6 +91,7 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
         ("2c. Time to 99% from process start", t99.result()),
         ("3a. float32 matmul peak (torch.mm)", matmul_md),
         ("3b. Hardware efficiency: wide MLP", wide_md),
+        ("4. Crash safety: what checkpointing costs", checkpoints.result()),
         ("Profiles (torch.profiler, operators by self CPU time)", profile_md or "none"),
     ]
     if pool is not None:
@@ -133,7 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     sections = run_sections(suite, log)
     for title, body in sections:
         print(f"\n## {title}\n\n{body}\n", flush=True)
-    order = ["Throughput", "Time to 98%", "Time to 98% (", "Time to 99%", "Against", "Hardware"]
+    order = [
+        "Throughput",
+        "Time to 98%",
+        "Time to 98% (",
+        "Time to 99%",
+        "Against",
+        "Hardware",
+        "Checkpoint",
+    ]
     targets = sorted(
         suite.targets, key=lambda row: max(i for i, p in enumerate(order) if row[0].startswith(p))
     )

@@ -91,6 +91,8 @@ class Budget:
     wide_iterations: int = 40
     wide_eval_every: int = 10
     profile_iterations: int = 120
+    checkpoint_rounds: int = 3
+    checkpoint_epochs: int | None = None  # None: the default job's 8
     timeout: float = 300.0
 
 
@@ -119,5 +121,7 @@ SMOKE = Budget(
     wide_iterations=4,
     wide_eval_every=2,
     profile_iterations=4,
+    checkpoint_rounds=1,
+    checkpoint_epochs=1,
     timeout=60.0,
 )

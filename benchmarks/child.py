@@ -22,6 +22,7 @@ CASES = {
     "techniques": "benchmarks.techniques",
     "startup": "benchmarks.startup",
     "profile": "benchmarks.profiling",
+    "checkpoints": "benchmarks.checkpoints",
 }
 
 

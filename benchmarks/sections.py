@@ -366,6 +366,57 @@ class Suite:
         ]
         return table(head, [row])
 
+    # -- crash safety --------------------------------------------------------------------
+
+    def checkpoints(self) -> str:
+        """The default job with a state at every evaluation, at the end only, and in memory."""
+        b = self.budget
+        config = {"device": self.device}
+        if b.checkpoint_epochs:
+            config["epochs"] = b.checkpoint_epochs
+        params = {**self.common(), "config": config, "rounds": b.checkpoint_rounds}
+        runs = self.runner.map([("checkpoints", params, b.timeout * 4)])
+        records = [r for run in runs for r in run.records if r.get("kind") == "checkpoints"]
+        modes = {m: [r for r in records if r["mode"] == m] for m in ("memory", "end only")}
+        every = [r for r in records if r["mode"] == "every evaluation"]
+        base = median(r["seconds"] for r in modes["memory"])
+        share = median(r["save_seconds"] / r["seconds"] * 100 for r in every)
+        self.targets.append(
+            target_row(
+                "Checkpoint overhead (a state at every evaluation)",
+                "≤ 3% of the default job's training time",
+                f"{fmt(share, 1)}% (its saves, timed inside the run)",
+                share is not None and share <= 3.0,
+                "—"
+                if share is None
+                else f"{abs(3.0 - share):.1f} points " + ("under" if share <= 3.0 else "over"),
+            )
+        )
+        rows = []
+        for mode, found in (*modes.items(), ("every evaluation", every)):
+            seconds = median(r["seconds"] for r in found)
+            rows.append(
+                [
+                    mode,
+                    fmt(seconds, 2),
+                    fmt((seconds / base - 1) * 100 if base and seconds else None, 1),
+                    fmt(median(r["saves"] for r in found), 0),
+                    fmt(median(r["save_seconds"] * 1000 for r in found), 0),
+                    fmt(median(r["save_seconds"] / r["seconds"] * 100 for r in found), 2),
+                ]
+            )
+        head = [
+            "default job",
+            "training s (median)",
+            "vs in memory (%)",
+            "states saved",
+            "time saving (ms)",
+            "of the run's training time (%)",
+        ]
+        size = median(r["state_bytes"] for r in every if r["state_bytes"])
+        note = f"\n\nOne state of the default model: {fmt(size / 2**20 if size else None, 1)} MiB."
+        return table(head, rows) + note
+
     # -- 3. hardware ---------------------------------------------------------------------
 
     def hardware(self) -> tuple[str, str]:

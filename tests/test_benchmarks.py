@@ -20,9 +20,17 @@ SECTIONS = [
     "2c. Time to 99% from process start",
     "3a. float32 matmul peak (torch.mm)",
     "3b. Hardware efficiency: wide MLP",
+    "4. Crash safety: what checkpointing costs",
     "Profiles (torch.profiler, operators by self CPU time)",
 ]
-TARGETS = ["Throughput", "Time to 98%", "Time to 99%", "Against MLPClassifier", "Hardware"]
+TARGETS = [
+    "Throughput",
+    "Time to 98%",
+    "Time to 99%",
+    "Against MLPClassifier",
+    "Hardware",
+    "Checkpoint overhead",
+]
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,18 @@ durable by fsyncing the folder.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write bytes to `path` through a temp file beside it; returns the path."""
+def atomic_write(path: str | os.PathLike, data: bytes | Iterable[bytes | memoryview]) -> Path:
+    """Write bytes (or pieces of them, in order) to `path` through a temp file beside it;
+    returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(path)
@@ -22,7 +25,8 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for part in [data] if isinstance(data, bytes | bytearray) else data:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,7 +72,9 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise  # a full disk or an I/O error must not pass for a durable rename
+        # some filesystems refuse fsync on a directory
     finally:
         os.close(fd)

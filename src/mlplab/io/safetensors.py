@@ -36,13 +36,22 @@ _FROM_CODE = {code: dtype for dtype, code in _DTYPES.items()}
 
 def encode_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
     """The safetensors bytes of named tensors plus string metadata."""
+    return b"".join(safetensors_parts(tensors, metadata))
+
+
+def safetensors_parts(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> list[bytes | memoryview]:
+    """The same bytes as encode_safetensors, in pieces: the header, then a view of each
+    tensor's memory, so that a writer copies each byte once (a state is megabytes)."""
     header: dict[str, Any] = {"__metadata__": metadata}
-    chunks, offset = [], 0
+    chunks: list[bytes | memoryview] = []
+    offset = 0
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         if t.dtype not in _DTYPES:
             raise CheckpointError(f"tensor {name!r}: dtype {t.dtype} cannot be saved")
-        data = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        data = memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else b""
         header[name] = {
             "dtype": _DTYPES[t.dtype],
             "shape": list(t.shape),
@@ -52,7 +61,7 @@ def encode_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str
         offset += len(data)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
-    return struct.pack("<Q", len(head)) + head + b"".join(chunks)
+    return [struct.pack("<Q", len(head)) + head, *chunks]
 
 
 def decode_safetensors(

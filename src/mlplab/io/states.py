@@ -26,7 +26,7 @@ import torch
 
 from mlplab.errors import CheckpointError, MlplabWarning
 from mlplab.io.atomic import atomic_write, fsync_dir, temp_beside
-from mlplab.io.safetensors import decode_safetensors, encode_safetensors
+from mlplab.io.safetensors import decode_safetensors, safetensors_parts
 
 STATE_FORMAT = "mlplab-train-state"
 STATE_VERSION = 1
@@ -68,11 +68,15 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     tree = split_tensors(state, tensors)
-    data = encode_safetensors(tensors, {})
+    parts = safetensors_parts(tensors, {})
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    size = sum(len(part) for part in parts)
     doc = {
         "format": STATE_FORMAT,
         "format_version": STATE_VERSION,
-        "tensors": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "tensors": {"bytes": size, "sha256": digest.hexdigest()},
         "state": tree,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,7 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     tmp.mkdir()
     old = None
     try:
-        atomic_write(tmp / TENSORS, data)
+        atomic_write(tmp / TENSORS, parts)
         atomic_write(tmp / TREE, (json.dumps(doc) + "\n").encode())
         if path.exists():
             old = temp_beside(path)
