@@ -129,6 +129,10 @@ def _progress():
                 self.bar = tqdm(total=1, unit="it", leave=False, dynamic_ncols=True)
             self.write = self.bar.write if self.bar is not None else print
 
+        def on_train_begin(self, trainer):
+            if trainer.state.iteration:
+                self.write(f"Resuming at iteration {trainer.state.iteration} of {trainer.total}")
+
         def on_step(self, trainer):
             it, total = trainer.state.iteration, trainer.total
             if self.bar is not None and (it % 10 == 0 or it == total):

@@ -23,7 +23,7 @@ from typing import Any
 
 from mlplab.errors import CheckpointError, MlplabError
 from mlplab.io.checkpoint import WEIGHTS
-from mlplab.io.states import list_states
+from mlplab.io.states import list_states, state_summary
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -139,9 +139,10 @@ def describe_run(run_dir: str | Path) -> dict[str, Any]:
         row.update(iteration=final.get("iteration"), seconds=final.get("seconds"))
     elif states:
         row.update(status="stopped", iteration=int(states[-1].name))
-        evals = [r for r in records if r.get("kind") == "eval"]
-        if evals:
-            row.update(seconds=evals[-1].get("seconds"))
+        try:
+            row.update(seconds=state_summary(states[-1])["seconds"])
+        except CheckpointError:
+            pass  # a damaged newest state: resuming will say so and fall back
     else:
         row["status"] = "failed"
     if is_running(run_dir):

@@ -142,6 +142,13 @@ def _read_tree(path: Path) -> dict[str, Any]:
     return doc
 
 
+def state_summary(path: str | Path) -> dict[str, Any]:
+    """The iteration and training seconds of a saved state, from its JSON alone (fast; the
+    tensors are not read or checked)."""
+    loop = _read_tree(Path(path) / TREE)["state"].get("loop", {})
+    return {"iteration": loop.get("iteration"), "seconds": loop.get("seconds")}
+
+
 def state_path(folder: str | Path, iteration: int) -> Path:
     """Where the state at `iteration` lives in a run's state folder."""
     return Path(folder) / f"{iteration:0{DIGITS}d}"
