@@ -199,6 +199,7 @@ def test_the_state_folder_is_safetensors_plus_json(tmp_path):
         "engine": "fast",
         "dataset": "mnist",
         "val_size": 200,
+        "world_size": 1,
     }
     # saving again replaces the folder; nothing is left beside it
     trainer.step()

@@ -48,7 +48,9 @@ def _show_warning(message, category, *rest) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given (mlplab train --nproc-per-node re-runs it)
     warnings.showwarning = _show_warning
     try:
         return args.func(args)

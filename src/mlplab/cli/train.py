@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,26 @@ def add_parsers(sub) -> None:
     )
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no per-evaluation lines or progress")
+    p.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="train data-parallel in N processes on this machine: starts "
+        "`torchrun --standalone --nproc-per-node N -m mlplab train ...` (for several machines, "
+        "run torchrun yourself); --batch-size is the global batch",
+    )
+    p.add_argument(
+        "--dist-backend",
+        choices=("gloo", "nccl"),
+        help="under torchrun: the process group's backend (default: nccl for GPUs, gloo for CPUs)",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others at any step (default 300)",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -59,48 +80,79 @@ def config_from_args(args):
     return config
 
 
-def resume_config_from_args(args):
-    """A resumed run's config: its config.json, with the few flags a resume may change."""
+def resume_changes(args) -> dict:
+    """The fields a resume command line gives again (run() checks which it may change)."""
     from mlplab.config import TrainConfig
     from mlplab.errors import ConfigError
-    from mlplab.training.runner import resume_with, resumed_config
 
     if args.config:
         raise ConfigError("--config: a resumed run takes its settings from RUN_DIR/config.json")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     changes = {k: v for k, v in vars(args).items() if k in names}
-    saved = resumed_config(args.resume, None)
     if data_dir(args) and "data_dir" not in changes:
         changes["data_dir"] = data_dir(args)
-    return resume_with(saved, {k: v for k, v in changes.items() if getattr(saved, k) != v})
+    return changes
 
 
 def cmd_train(args) -> int:
+    from mlplab.training.distributed import from_environment
+
+    if args.nproc_per_node:
+        return _torchrun(args)
+    job = from_environment(os.environ, args.dist_backend, args.dist_timeout)
+    if job is None:
+        return _train(args, None)
+    from mlplab.training.distributed import process_group
+
+    with process_group(job):
+        return _train(args, job)
+
+
+def _train(args, job) -> int:
+    """Train (one process, or one rank of a torchrun job); rank 0 alone prints."""
     from mlplab.data.dataset import load_dataset
     from mlplab.training.engines import resolve_engine
     from mlplab.training.runner import run
     from mlplab.training.signals import StopOnSignal
     from mlplab.training.trainer import Interrupted
 
-    config = resume_config_from_args(args) if args.resume else config_from_args(args)
-    resolve_engine(config)  # an engine that cannot train the model fails before the data loads
-    data = load_dataset(config.dataset, data_dir=config.data_dir, progress=download_bar())
-    progress = _progress() if interactive(args) else None
-    callbacks = [progress] if progress else []
+    main = job is None or job.main
+    config, data = None, None
+    if not args.resume:
+        config = config_from_args(args)
+        resolve_engine(config)  # an engine that cannot train the model fails before the data
+        data = load_dataset(config.dataset, data_dir=config.data_dir, progress=download_bar())
+    progress = _progress() if main and interactive(args) else None
+    changes = resume_changes(args) if args.resume else None
     try:
         with StopOnSignal() as stopper:
             run_dir, result = run(
-                config, data=data, callbacks=[*callbacks, stopper], resume_from=args.resume
+                config,
+                data=data,
+                callbacks=[progress, stopper] if progress else [stopper],
+                resume_from=args.resume,
+                changes=changes,
+                dist=job,
+                download_progress=download_bar(),
             )
     except Interrupted as e:
-        print(
-            f"stopped at iteration {e.iteration}; resume with: mlplab train --resume {e.run_dir}",
-            file=sys.stderr,
-        )
+        if main:
+            print(
+                f"stopped at iteration {e.iteration}; resume with: "
+                f"mlplab train --resume {e.run_dir}",
+                file=sys.stderr,
+            )
         return stopper.exit_code
     finally:
         if progress is not None:
             progress.close()
+    if main:
+        _report(result, run_dir, data)
+    return 0
+
+
+def _report(result, run_dir: Path, data) -> None:
+    """The final line, the end-of-run pictures and where the run is."""
     line = (
         f"Test accuracy: {result.test.accuracy:.2f}% (loss {result.test.loss:.4f}) "
         f"after {result.iterations} iterations in {result.seconds:.1f}s"
@@ -112,7 +164,43 @@ def cmd_train(args) -> int:
     print(line)
     _train_pictures(run_dir, data)
     print(f"Run saved to {run_dir}")
-    return 0
+
+
+def _torchrun(args) -> int:
+    """Start this same command under torchrun, in N processes on this machine."""
+    if args.nproc_per_node < 1:
+        from mlplab.errors import ConfigError
+
+        raise ConfigError(f"--nproc-per-node: must be at least 1, got {args.nproc_per_node}")
+    argv = _without_flag(args.argv, "--nproc-per-node")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={args.nproc_per_node}",
+        "-m",
+        "mlplab",
+        *argv,
+    ]
+    # torchrun would set OMP_NUM_THREADS=1 itself, with a banner; each rank sets its own
+    # threads anyway (cores / processes on this machine, or --threads).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # torchrun takes this process over, signals included
+
+
+def _without_flag(argv: list[str], flag: str) -> list[str]:
+    """argv without `flag VALUE` or `flag=VALUE`."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
 
 
 def _progress():
@@ -167,6 +255,12 @@ def _train_pictures(run_dir: Path, data) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         return
+    from mlplab.io.checkpoint import load_checkpoint
     from mlplab.viz.report import plot_run
 
+    if data is None:  # a resumed run: its data was loaded inside run()
+        from mlplab.data.dataset import load_dataset
+
+        ckpt = load_checkpoint(run_dir)
+        data = load_dataset(ckpt.info["dataset"], data_dir=ckpt.info["config"].get("data_dir"))
     plot_run(run_dir, data, only=("curves", "confusion"))

@@ -51,6 +51,7 @@ class BatchSampler:
         self.position = 0  # batches taken in the current epoch
         self._order: torch.Tensor | None = None
         self._epoch_state = self.generator.get_state()
+        self.share = (0, 0)  # the last batch's (first row of this rank's share, global size)
 
     @property
     def epoch_done(self) -> bool:
@@ -68,8 +69,13 @@ class BatchSampler:
         start = self.position * self.batch_size
         idx = self._order[start : start + self.batch_size]
         self.position += 1
+        total = len(idx)
         if self.world_size > 1:
-            idx = idx.tensor_split(self.world_size)[self.rank]
+            # tensor_split: the first total % world_size shares are one larger
+            base, extra = divmod(total, self.world_size)
+            self.share = (self.rank * base + min(self.rank, extra), total)
+            return idx.tensor_split(self.world_size)[self.rank]
+        self.share = (0, total)
         return idx
 
     def epoch_batches(self):

@@ -63,22 +63,27 @@ def join_tensors(tree: Any, tensors: dict[str, torch.Tensor], where: str) -> Any
     return tree
 
 
-def save_state(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write a state tree to the folder `path`, replacing what was there, atomically."""
-    path = Path(path)
+def _document(state: dict[str, Any]) -> tuple[dict[str, Any], list]:
+    """state.json's document and the safetensors pieces of a state tree."""
     tensors: dict[str, torch.Tensor] = {}
     tree = split_tensors(state, tensors)
     parts = safetensors_parts(tensors, {})
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
-    size = sum(len(part) for part in parts)
     doc = {
         "format": STATE_FORMAT,
         "format_version": STATE_VERSION,
-        "tensors": {"bytes": size, "sha256": digest.hexdigest()},
+        "tensors": {"bytes": sum(len(part) for part in parts), "sha256": digest.hexdigest()},
         "state": tree,
     }
+    return doc, parts
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write a state tree to the folder `path`, replacing what was there, atomically."""
+    path = Path(path)
+    doc, parts = _document(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(path)
     tmp.mkdir()
@@ -99,6 +104,23 @@ def save_state(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def encode_state(state: dict[str, Any]) -> bytes:
+    """A state tree as one blob (the JSON's length, the JSON, the safetensors bytes), to send
+    to other processes; decode_state checks it as load_state checks a folder."""
+    doc, parts = _document(state)
+    head = json.dumps(doc).encode()
+    return b"".join([len(head).to_bytes(8, "little"), head, *parts])
+
+
+def decode_state(blob: bytes, name: str = "<state>") -> dict[str, Any]:
+    size = int.from_bytes(blob[:8], "little")
+    try:
+        doc = json.loads(blob[8 : 8 + size])
+    except ValueError as e:
+        raise CheckpointError(f"{name}: corrupt training state: {e}") from None
+    return _check_and_join(_checked(doc, name), blob[8 + size :], name, name)
+
+
 def load_state(path: str | Path) -> dict[str, Any]:
     """The state tree saved in the folder `path`; a missing or damaged state is named."""
     path = Path(path)
@@ -107,18 +129,23 @@ def load_state(path: str | Path) -> dict[str, Any]:
         data = (path / TENSORS).read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path / TENSORS}: cannot read: {e.strerror or e}") from None
+    return _check_and_join(doc, data, str(path / TREE), str(path / TENSORS))
+
+
+def _check_and_join(doc: dict, data: bytes, tree_name: str, tensors_name: str) -> dict:
+    """The tree of a state document, its tensors checked against the size and checksum."""
     expected = doc.get("tensors")
     if not isinstance(expected, dict):
-        raise CheckpointError(f"{path / TREE}: corrupt training state: no tensor checksum")
+        raise CheckpointError(f"{tree_name}: corrupt training state: no tensor checksum")
     if len(data) != expected.get("bytes"):
         raise CheckpointError(
-            f"{path / TENSORS}: truncated or padded: {len(data)} bytes, "
+            f"{tensors_name}: truncated or padded: {len(data)} bytes, "
             f"the state says {expected.get('bytes')}"
         )
     if hashlib.sha256(data).hexdigest() != expected.get("sha256"):
-        raise CheckpointError(f"{path / TENSORS}: checksum mismatch: the file is damaged")
-    tensors, _ = decode_safetensors(data, str(path / TENSORS))
-    return join_tensors(doc["state"], tensors, str(path / TREE))
+        raise CheckpointError(f"{tensors_name}: checksum mismatch: the file is damaged")
+    tensors, _ = decode_safetensors(data, tensors_name)
+    return join_tensors(doc["state"], tensors, tree_name)
 
 
 def _read_tree(path: Path) -> dict[str, Any]:
@@ -130,15 +157,20 @@ def _read_tree(path: Path) -> dict[str, Any]:
         ) from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise CheckpointError(f"{path}: corrupt training state: {e}") from None
+    return _checked(doc, str(path))
+
+
+def _checked(doc: Any, name: str) -> dict[str, Any]:
+    """The document of a state, checked to be one this mlplab reads."""
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not an mlplab training state")
+        raise CheckpointError(f"{name}: not an mlplab training state")
     if doc.get("format_version") != STATE_VERSION:
         raise CheckpointError(
-            f"{path}: state format version {doc.get('format_version')!r}; "
+            f"{name}: state format version {doc.get('format_version')!r}; "
             f"this mlplab reads version {STATE_VERSION}"
         )
     if not isinstance(doc.get("state"), dict):
-        raise CheckpointError(f"{path}: corrupt training state: no state")
+        raise CheckpointError(f"{name}: corrupt training state: no state")
     return doc
 
 

@@ -7,9 +7,11 @@
 - scratch: the tutorials' tensors-only network (mlplab.nn.scratch), for teaching.
 
 Each engine says what it cannot train (`cannot_train`), next to its code. Its step(x, y, lr)
-returns (loss, logits) as tensors on the device, and nothing in it waits for the device. Its
-state_dict holds its weights (the fast engine's own transposed copies included) and its
-optimizer's buffers; loading one continues the run exactly.
+is forward_backward(x, y), which returns (loss, logits) as tensors on the device and leaves
+the gradients in `grads`, then update(lr); data-parallel training all-reduces `grads` in
+between. Nothing in a step waits for the device. Its state_dict holds its weights (the fast
+engine's own transposed copies included) and its optimizer's buffers; loading one continues
+the run exactly.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import torch.nn.functional as F
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError
 from mlplab.nn.model import MLP
-from mlplab.nn.scratch import ScratchMLP
+from mlplab.nn.scratch import ScratchMLP, cross_entropy
 from mlplab.training.device import generator_as_default
 from mlplab.training.optim import make_optimizer
 
 Step = tuple[torch.Tensor, torch.Tensor]  # (loss, logits)
+SPARE = 4  # scalars that ride along with the fast engine's gradients in one all-reduce
 
 
 def _optimizer(config: TrainConfig, params: list[torch.Tensor]):
@@ -66,14 +69,27 @@ class AutogradEngine:
         self.dropout = dropout if model.spec.dropout else None
         self.device = self.params[0].device
 
+    flat_grads = None  # its gradients live in separate .grad tensors
+
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        loss, logits = self.forward_backward(x, y)
+        self.update(lr)
+        return loss, logits
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
         if self.dropout is None:
             loss, logits = self._forward_backward(x, y)
         else:
             with generator_as_default(self.dropout, self.device):
                 loss, logits = self._forward_backward(x, y)
-        self.optimizer.step([p.grad for p in self.params], lr)
         return loss.detach(), logits.detach()
+
+    @property
+    def grads(self) -> list[torch.Tensor]:
+        return [p.grad for p in self.params]
+
+    def update(self, lr: float) -> None:
+        self.optimizer.step(self.grads, lr)
 
     def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
         logits = self.model(x)  # (B, features) -> (B, classes)
@@ -146,9 +162,15 @@ class FastEngine:
         layers = model.linears()
         self.weights = [layer.weight.detach().t().contiguous() for layer in layers]
         self.biases = [layer.bias.detach().clone() for layer in layers]
-        self.grad_w = [torch.empty_like(w) for w in self.weights]
-        self.grad_b = [torch.empty_like(b) for b in self.biases]
-        self.grads = self.grad_w + self.grad_b  # in the optimizer's order of parameters
+        # Every gradient is a view into one flat buffer, so that data-parallel training
+        # all-reduces them in a single call; SPARE slots at its end carry the step's
+        # scalars in the same call. The order is the optimizer's order of parameters.
+        params = self.weights + self.biases
+        sizes = [t.numel() for t in params]
+        self.flat_grads = self.weights[0].new_empty(sum(sizes) + SPARE)
+        views = self.flat_grads[: sum(sizes)].split(sizes)
+        self.grads = [v.view(t.shape) for v, t in zip(views, params, strict=True)]
+        self.grad_w, self.grad_b = self.grads[: len(layers)], self.grads[len(layers) :]
         self.optimizer = _optimizer(config, self.weights + self.biases)
         activation = model.spec.activation
         self.activate = _ACTIVATE.get(activation)
@@ -162,13 +184,20 @@ class FastEngine:
         self.hit = torch.full((rows, 1), config.label_smoothing - 1.0, **like)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        loss, logits = self.forward_backward(x, y)
+        self.update(lr)
+        return loss, logits
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
         n = len(x)
         outs = [o[:n] for o in self.outs]
         logits = self._forward(x, outs)
         loss = self._loss_gradient(logits, y, self.deltas[-1][:n])
         self._backward(x, outs, n)
-        self.optimizer.step(self.grads, lr)
         return loss, logits
+
+    def update(self, lr: float) -> None:
+        self.optimizer.step(self.grads, lr)
 
     def _forward(self, x: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
         """z = a W + b for each layer, activated in place except for the logits."""
@@ -256,8 +285,22 @@ class ScratchEngine:
         self.net = ScratchMLP.from_module(model)  # the same init as the other engines
         self.device = next(model.parameters()).device
 
+    flat_grads = None
+
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         return self.net.train_step(x, y, lr)
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+        logits, cache = self.net.forward(x)
+        self._grads = self.net.backward(cache, y)
+        return cross_entropy(logits, y), logits
+
+    @property
+    def grads(self) -> list[torch.Tensor]:
+        return [g for pair in self._grads for g in pair]
+
+    def update(self, lr: float) -> None:
+        self.net.sgd_step(self._grads, lr)
 
     def module(self) -> MLP:
         return self.net.to_module().to(self.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,14 +62,28 @@ def evaluate(
     norm: Normalization,
     num_classes: int = 10,
     batch_size: int = 10_000,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Metrics:
-    """Every metric of the model on a split; the split and model share a device."""
+    """Every metric of the model on a split; the split and model share a device.
+
+    With `reduce` (an all-reduce across processes), `split` is this process's shard, and
+    the loss sum and the confusion counts are summed over every shard before the metrics
+    are taken, so that every process gets the metrics of the whole split.
+    """
     logits = predict_logits(model, split.x, norm, batch_size)
     y = split.y
-    loss = F.cross_entropy(logits.float(), y, reduction="sum") / max(len(y), 1)
-    pred = logits.argmax(1)
-    confusion = torch.bincount(y * num_classes + pred, minlength=num_classes**2)
+    loss = F.cross_entropy(logits.float(), y, reduction="sum")
+    confusion = torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
+    count = len(y)
+    if reduce is not None:
+        summed = reduce(torch.cat([loss.double().view(1), confusion.double()]))
+        loss, confusion = summed[0], summed[1:].round().long()
+        count = int(confusion.sum())
     confusion = confusion.reshape(num_classes, num_classes).cpu()
+    return _metrics(float(loss / max(count, 1)), confusion, count)
+
+
+def _metrics(loss: float, confusion: torch.Tensor, count: int) -> Metrics:
     support = confusion.sum(1)
     per_class = torch.where(
         support > 0,
@@ -76,9 +91,9 @@ def evaluate(
         torch.full_like(support, float("nan"), dtype=torch.float64),
     )
     return Metrics(
-        loss=float(loss),
-        accuracy=float(confusion.diag().sum()) * 100.0 / max(len(y), 1),
+        loss=loss,
+        accuracy=float(confusion.diag().sum()) * 100.0 / max(count, 1),
         per_class_accuracy=[float(a) for a in per_class],
         confusion=confusion.tolist(),
-        count=len(y),
+        count=count,
     )

@@ -9,6 +9,7 @@ its newest valid state, and ends with exactly what it would have given uninterru
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from mlplab.config import TrainConfig
 from mlplab.data.dataset import Dataset, load_dataset
 from mlplab.data.sources import DEFAULT_CACHE, ProgressFn
 from mlplab.errors import ConfigError, MlplabError, MlplabWarning
-from mlplab.io.atomic import write_json
+from mlplab.io.atomic import atomic_write_text, write_json
 from mlplab.io.checkpoint import WEIGHTS, model_info, save_checkpoint
 from mlplab.io.rundir import (
     CONFIG,
@@ -31,7 +32,9 @@ from mlplab.io.rundir import (
     read_config,
     read_metrics,
 )
+from mlplab.io.states import decode_state, encode_state, newest_state
 from mlplab.training.callbacks import Callback, MetricsLog, StateCheckpoints
+from mlplab.training.distributed import Distributed, broadcast_bytes, check_same_config
 from mlplab.training.trainer import Interrupted, Trainer, TrainResult
 
 # What a resumed run may change: its length, and what cannot change a step it takes.
@@ -48,15 +51,28 @@ def run(
     callbacks: Sequence[Callback] = (),
     download_progress: ProgressFn | None = None,
     resume_from: str | Path | None = None,
-) -> tuple[Path, TrainResult]:
+    dist: Distributed | None = None,
+    changes: dict[str, Any] | None = None,
+) -> tuple[Path | None, TrainResult]:
     """Train as the config says and write a run directory; returns (run_dir, result).
 
     With resume_from=RUN_DIR, continue that run from its newest valid state instead; the
-    config is then the run's own (config=None), or that config with only the fields in
-    RESUMABLE changed. Raises Interrupted (with .run_dir) when a signal paused training.
+    config is then the run's own (config=None), with `changes` to fields in RESUMABLE, or
+    `config` when it differs from the run's only there. Raises Interrupted (with .run_dir)
+    when a signal paused training.
+
+    In a data-parallel job (dist, its process group up), every rank calls run(); rank 0
+    alone writes the run directory and reads the saved config and state, which reach the
+    other ranks through the process group (no shared filesystem is needed), and the other
+    ranks get None for run_dir. After a torchrun restart, the job resumes its own run.
     """
+    share = _Sharing(dist)
+    if dist is not None and dist.restart and resume_from is None:
+        resume_from = share.text(lambda: _restarted_run(config, dist)) or None
     if resume_from is not None:
-        config = resumed_config(resume_from, config)
+        config = share.config(lambda: _config_json(resume_from), config, changes or {})
+    if dist is not None:
+        check_same_config(config.to_dict(), share.device)
     if data is None:
         data = load_dataset(
             config.dataset,
@@ -64,36 +80,135 @@ def run(
             cache_dir=cache_dir,
             progress=download_progress,
         )
-    trainer = Trainer(config, data, device, callbacks)
-    run_dir = Path(resume_from) if resume_from else create_run_dir(config.out, config.run_name)
+    trainer = Trainer(config, data, device, callbacks, dist=dist)
+    if not share.main:
+        if resume_from is not None:
+            share.resume(trainer, None)
+        return None, _train(trainer, None)
+    run_dir = Path(resume_from) if resume_from else _new_run_dir(config, dist)
     with locked(run_dir):
         if resume_from is not None:
-            _load_newest(trainer, run_dir)
+            share.resume(trainer, run_dir)
         write_json(run_dir / CONFIG, config.to_dict())
         trainer.callbacks += [
             MetricsLog(run_dir / METRICS),
             StateCheckpoints(run_dir / STATES, config.checkpoint_every),
         ]
         try:
-            result = trainer.run()
-        except Interrupted as e:
-            e.run_dir = run_dir
+            result = _train(trainer, run_dir)
+        except Interrupted:
+            _forget_restart(config, dist)  # a clean stop: torchrun will not restart it
             raise
         write_model(run_dir, result, config, data, trainer.device)
+    _forget_restart(config, dist)
     return run_dir, result
+
+
+def _train(trainer: Trainer, run_dir: Path | None) -> TrainResult:
+    try:
+        return trainer.run()
+    except Interrupted as e:
+        e.run_dir = run_dir
+        raise
+
+
+def _new_run_dir(config: TrainConfig, dist: Distributed | None) -> Path:
+    """A new run directory; in a torchrun job, marked so that a restart finds it again."""
+    run_dir = create_run_dir(config.out, config.run_name)
+    if dist is not None and dist.run_id:
+        atomic_write_text(Path(config.out) / f".torchrun-{dist.run_id}", str(run_dir))
+    return run_dir
+
+
+def _forget_restart(config: TrainConfig, dist: Distributed | None) -> None:
+    if dist is not None and dist.run_id:
+        (Path(config.out) / f".torchrun-{dist.run_id}").unlink(missing_ok=True)
+
+
+def _restarted_run(config: TrainConfig, dist: Distributed) -> str:
+    """The run directory that this torchrun job made before torchrun restarted it."""
+    marker = Path(config.out) / f".torchrun-{dist.run_id}"
+    try:
+        return marker.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""  # the job died before it made one: start afresh
+
+
+def _config_json(run_dir: str | Path) -> str:
+    return json.dumps(read_config(run_dir))
+
+
+class _Sharing:
+    """What rank 0 reads from disk, given to every rank (nothing pickled); for a process
+    on its own, just the reading."""
+
+    def __init__(self, dist: Distributed | None):
+        self.dist = dist
+        self.main = dist is None or dist.main
+        self.device = torch.device("cpu")  # the group's gloo part carries these bytes
+
+    def bytes(self, read) -> bytes:
+        if self.dist is None:
+            return read()
+        return broadcast_bytes(read() if self.main else None, self.device)
+
+    def text(self, read) -> str:
+        return self.bytes(lambda: read().encode()).decode()
+
+    def config(self, read, config: TrainConfig | None, changes: dict) -> TrainConfig:
+        """The saved config of the run being resumed, with the changes asked for."""
+        values = json.loads(self.text(read))
+        saved = TrainConfig.from_dict(values, CONFIG)
+        if config is not None:
+            changes = {**_changes(saved, config), **changes}
+        return resume_with(saved, {k: v for k, v in changes.items() if getattr(saved, k) != v})
+
+    def resume(self, trainer: Trainer, run_dir: Path | None) -> None:
+        """Load the newest valid state on every rank; refuse to train a finished run."""
+        if self.dist is None:
+            _load_newest(trainer, run_dir)
+            return
+        blob = self.bytes(lambda: _newest_blob(trainer, run_dir))
+        if blob:
+            trainer.load_state_dict(decode_state(blob))
+        done = self.bytes(lambda: b"1" if _is_finished(trainer, run_dir) else b"0")
+        if done == b"1":
+            raise MlplabError(f"{run_dir or 'the run'}: the run is finished")
+
+
+def _newest_blob(trainer: Trainer, run_dir: Path) -> bytes:
+    found = _newest(run_dir)
+    return encode_state(found) if found is not None else b""
+
+
+def _newest(run_dir: Path):
+    found = newest_state(run_dir / STATES)
+    if found is None:
+        warnings.warn(
+            f"{run_dir / STATES}: no saved state yet; starting the run from the beginning",
+            MlplabWarning,
+            stacklevel=4,
+        )
+        return None
+    return found[1]
+
+
+def _is_finished(trainer: Trainer, run_dir: Path) -> bool:
+    return bool(trainer.finished and _final_records(run_dir) and (run_dir / WEIGHTS).is_file())
+
+
+def _changes(saved: TrainConfig, config: TrainConfig) -> dict[str, Any]:
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(config, f.name) != getattr(saved, f.name)
+    }
 
 
 def resumed_config(run_dir: str | Path, config: TrainConfig | None) -> TrainConfig:
     """The run's saved config, or `config` when it changes only what a resume may change."""
     saved = TrainConfig.from_dict(read_config(run_dir), str(Path(run_dir) / CONFIG))
-    if config is None:
-        return saved
-    changes = {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(config, f.name) != getattr(saved, f.name)
-    }
-    return resume_with(saved, changes)
+    return saved if config is None else resume_with(saved, _changes(saved, config))
 
 
 def resume_with(saved: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
@@ -118,15 +233,11 @@ def resume_with(saved: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
 
 def _load_newest(trainer: Trainer, run_dir: Path) -> None:
     """The newest valid state into the trainer; a finished run is not trained again."""
-    loaded = trainer.resume(run_dir)
-    if loaded is None:
-        warnings.warn(
-            f"{run_dir / STATES}: no saved state yet; starting the run from the beginning",
-            MlplabWarning,
-            stacklevel=3,
-        )
+    state = _newest(run_dir)
+    if state is None:
         return
-    if not (trainer.finished and _final_records(run_dir) and (run_dir / WEIGHTS).is_file()):
+    trainer.load_state_dict(state)
+    if not _is_finished(trainer, run_dir):
         return  # more to train, or killed while finishing: run() finishes it
     s = trainer.state
     if s.stop_reason:

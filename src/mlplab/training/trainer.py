@@ -36,6 +36,7 @@ from mlplab.nn.init import init_weights
 from mlplab.nn.model import MLP, build_model
 from mlplab.training.callbacks import BestByValidation, Callback, EarlyStopping, Evaluation
 from mlplab.training.device import pick_device, torch_threads
+from mlplab.training.distributed import Distributed, StepReducer, all_reduce
 from mlplab.training.engines import make_engine, resolve_engine
 from mlplab.training.evaluate import Metrics, evaluate
 from mlplab.training.optim import Schedule
@@ -85,6 +86,8 @@ class Trainer:
         device: where to train; default: config.device.
         callbacks: hooks called through the run (see mlplab.training.callbacks).
         norm: the input normalisation; default: from config.normalization and the data.
+        dist: this process's place in a data-parallel job (mlplab.training.distributed),
+            whose process group is already up; None for a process on its own.
     """
 
     def __init__(
@@ -94,18 +97,32 @@ class Trainer:
         device: torch.device | str | None = None,
         callbacks: Sequence[Callback] = (),
         norm: Normalization | None = None,
+        dist: Distributed | None = None,
     ):
         self.started = time.perf_counter()
-        self.config, self.data = config, data
+        self.config, self.data, self.dist = config, data, dist
         self.engine_name = resolve_engine(config)
         check_data(config, data)
-        self.device = torch.device(device) if device is not None else pick_device(config.device)
+        check_parallel(config, self.engine_name, dist)
+        self.device = torch.device(device) if device is not None else self._pick_device()
         self.train_split, self.val_split = self._splits(config, data)
         self.test_split = data.test.to(self.device) if data.test is not None else None
         self.norm = norm or make_normalization(config.normalization, self.train_split.x, data.stats)
+        rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
         self.sampler = BatchSampler(
-            len(self.train_split), config.batch_size, config.seed, self.device
+            len(self.train_split),
+            config.batch_size,
+            config.seed,
+            self.device,
+            rank=rank,
+            world_size=world,
         )
+        if dist and 0 < len(self.train_split) % config.batch_size < dist.world_size:
+            raise ConfigError(
+                f"batch_size: each epoch's last batch would hold "
+                f"{len(self.train_split) % config.batch_size} images for {dist.world_size} "
+                "processes; choose a batch size that leaves every process some"
+            )
         self.total = config.iterations or config.epochs * self.sampler.batches_per_epoch
         self.eval_every = config.eval_every or self.sampler.batches_per_epoch
         self.schedule = Schedule(
@@ -116,13 +133,20 @@ class Trainer:
             for name in ("augment", "dropout")
         }
         self.engine = make_engine(config, self._initial_model(), self.generators["dropout"])
+        self.reducer = StepReducer(self.engine.flat_grads) if dist else None
         self.state = TrainState.start(self.device)
-        self.interrupted: str | None = None
+        self.interrupted: str | None = None  # agreed by every rank: training pauses
+        self._interrupt_asked: str | None = None  # asked of this rank
         self.best = BestByValidation() if self.val_split is not None else None
         own = [self.best] if self.best else []
         if config.patience:
             own.append(EarlyStopping(config.patience))
         self.callbacks: list[Callback] = [*own, *callbacks]
+
+    def _pick_device(self) -> torch.device:
+        return (
+            self.dist.device(self.config.device) if self.dist else pick_device(self.config.device)
+        )
 
     def _splits(self, config: TrainConfig, data: Dataset) -> tuple[Split, Split | None]:
         """The training split and the validation split held out of it, on the device."""
@@ -137,6 +161,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
             model = init_weights(build_model(self.config.model_spec), self.config.init)
+        if self.dist and model.spec.batch_norm:  # check_parallel allowed it: CUDA
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model.to(self.device)
 
     # --- the loop ------------------------------------------------------------------------
@@ -151,7 +177,8 @@ class Trainer:
         Raises Interrupted, after the on_interrupt callbacks (which save the state), when
         interrupt() was called: the run can then continue from that state.
         """
-        with torch_threads(self.config.threads):
+        threads = self.config.threads or (self.dist.threads() if self.dist else None)
+        with torch_threads(threads):
             self._call("on_train_begin")
             while not self.finished and self.interrupted is None:
                 self.step()
@@ -168,8 +195,12 @@ class Trainer:
         """
         x, y = self._take_batch()
         lr = self.schedule(self.state.iteration)
-        loss, logits = self.engine.step(x, y, lr)
-        self._account(loss, logits, y, lr)
+        loss, logits = self.engine.forward_backward(x, y)
+        if self.reducer is None:
+            self._account(loss, logits, y, lr)
+        else:
+            self._reduce_step(loss, logits, y, lr)
+        self.engine.update(lr)
         self._call("on_step")
         if self.state.iteration % self.eval_every == 0:
             self.evaluate()
@@ -180,7 +211,13 @@ class Trainer:
     def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.train_split.batch(self.sampler.next(), self.norm)
         if self.config.augment != "none":
-            x = augment(x, self.config.augment, self.norm.blank, self.generators["augment"])
+            x = augment(
+                x,
+                self.config.augment,
+                self.norm.blank,
+                self.generators["augment"],
+                part=self.sampler.share,
+            )
         return x, y
 
     def _account(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, lr: float):
@@ -191,6 +228,24 @@ class Trainer:
         s.seen += len(y)
         s.iteration += 1
         s.lr = lr
+
+    def _reduce_step(self, loss, logits, y, lr: float) -> None:
+        """Sum the step over the ranks: the gradients (as the whole batch's), the loss and
+        accuracy totals, and the requests to stop, in one all-reduce."""
+        start, total = self.sampler.share
+        correct = (logits.argmax(1) == y).sum()
+        asked = 1.0 if self._interrupt_asked else 0.0
+        summed = self.reducer(
+            self.engine.grads, [loss * len(y), correct, len(y), asked], len(y) / total
+        )
+        s = self.state
+        s.loss_total.add_(summed[0])
+        s.correct_total.add_(summed[1].round().long())
+        s.seen += total
+        s.iteration += 1
+        s.lr = lr
+        if float(summed[3]) > 0 and self.interrupted is None:
+            self.interrupted = self._interrupt_asked or "stopped with another rank"
 
     def evaluate(self) -> Evaluation:
         """Evaluate the current model on the validation and test splits, and record it."""
@@ -204,9 +259,7 @@ class Trainer:
             "lr": s.lr,
         }
         s.window, s.last_eval = (now, s.seen), s.iteration
-        model, classes = self.engine.module(), self.data.num_classes
-        val = evaluate(model, self.val_split, self.norm, classes) if self.val_split else None
-        test = evaluate(model, self.test_split, self.norm, classes) if self.test_split else None
+        val, test = self._score(self.val_split), self._score(self.test_split)
         s.latest = {"val": val and val.to_dict(), "test": test and test.to_dict()}
         if val is not None:
             record.update(val_loss=val.loss, val_accuracy=val.accuracy)
@@ -217,6 +270,17 @@ class Trainer:
         evaluation = Evaluation(record, val, test)
         self._call("on_evaluate", evaluation)
         return evaluation
+
+    def _score(self, split: Split | None) -> Metrics | None:
+        """The current model's metrics on a split; each rank scores its shard of it."""
+        if split is None:
+            return None
+        model, classes = self.engine.module(), self.data.num_classes
+        if self.dist is None:
+            return evaluate(model, split, self.norm, classes)
+        world, rank = self.dist.world_size, self.dist.rank
+        shard = Split(split.x.tensor_split(world)[rank], split.y.tensor_split(world)[rank])
+        return evaluate(model, shard, self.norm, classes, reduce=all_reduce)
 
     def _end_epoch(self) -> None:
         s = self.state
@@ -277,9 +341,13 @@ class Trainer:
 
     def interrupt(self, reason: str) -> None:
         """Ask training to pause after the current step (a signal handler calls this); run()
-        then raises Interrupted, and the run can continue from its saved state."""
-        if self.interrupted is None:
-            self.interrupted = reason
+        then raises Interrupted, and the run can continue from its saved state. In a
+        data-parallel run every rank pauses after the same step: the next all-reduce tells
+        them all."""
+        if self._interrupt_asked is None:
+            self._interrupt_asked = reason
+            if self.dist is None:
+                self.interrupted = reason
 
     @property
     def seconds(self) -> float:
@@ -307,6 +375,11 @@ class Trainer:
         """Continue from a state_dict() of a run of the same model, engine and data."""
         for key, mine in self._identity().items():
             theirs = state["identity"].get(key)
+            if key == "world_size" and theirs != mine:
+                raise ConfigError(
+                    f"world_size: the saved state was trained by {theirs} process(es); "
+                    f"resume it with {theirs}, not {mine}"
+                )
             if theirs != mine:
                 raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
         self._check_length(state["loop"])
@@ -348,6 +421,7 @@ class Trainer:
             "engine": self.engine_name,
             "dataset": self.data.name,
             "val_size": self.config.val_size,
+            "world_size": self.dist.world_size if self.dist else 1,
         }
 
     def save_state(self, path: str | Path) -> Path:
@@ -370,6 +444,28 @@ class Trainer:
             return None
         self.load_state_dict(found[1])
         return found[0]
+
+
+def check_parallel(config: TrainConfig, engine: str, dist: Distributed | None) -> None:
+    """What a data-parallel run needs: an engine that can share its gradients, batch norm
+    only where SyncBatchNorm runs (GPUs), and a global batch every rank gets an equal share of."""
+    if dist is None:
+        return
+    world = dist.world_size
+    if engine == "scratch":
+        raise ConfigError(
+            "engine: scratch trains in one process; use fast or autograd with torchrun"
+        )
+    if config.parsed_spec.batch_norm and dist.device(config.device).type != "cuda":
+        raise ConfigError(
+            "model: batch norm in a data-parallel run needs SyncBatchNorm, which torch runs on "
+            "GPUs only; drop bn, or train in one process"
+        )
+    if config.batch_size % world:
+        raise ConfigError(
+            f"batch_size: the global batch of {config.batch_size} does not divide evenly "
+            f"among {world} processes"
+        )
 
 
 def check_data(config: TrainConfig, data: Dataset) -> None:
