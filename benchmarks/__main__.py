@@ -73,6 +73,7 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
     t99 = start(suite.time_to_99)
     hardware = start(suite.hardware)
     checkpoints = start(suite.checkpoints)
+    parallel = start(suite.parallel)
     search_md, winner, search_runs = search.result()
     profiles = start(suite.profiles, winner)
     throughput_md, tutorial_runs = throughput.result()
@@ -92,6 +93,7 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
         ("3a. float32 matmul peak (torch.mm)", matmul_md),
         ("3b. Hardware efficiency: wide MLP", wide_md),
         ("4. Crash safety: what checkpointing costs", checkpoints.result()),
+        ("5. Data parallelism: 1 process against 2 ranks", parallel.result()),
         ("Profiles (torch.profiler, operators by self CPU time)", profile_md or "none"),
     ]
     if pool is not None:

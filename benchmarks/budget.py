@@ -93,6 +93,7 @@ class Budget:
     profile_iterations: int = 120
     checkpoint_rounds: int = 3
     checkpoint_epochs: int | None = None  # None: the default job's 8
+    parallel_steps: int = 150  # per run; preset E runs 4x as many (its steps are shorter)
     timeout: float = 300.0
 
 
@@ -123,5 +124,6 @@ SMOKE = Budget(
     profile_iterations=4,
     checkpoint_rounds=1,
     checkpoint_epochs=1,
+    parallel_steps=20,
     timeout=60.0,
 )

@@ -23,6 +23,7 @@ CASES = {
     "startup": "benchmarks.startup",
     "profile": "benchmarks.profiling",
     "checkpoints": "benchmarks.checkpoints",
+    "parallel": "benchmarks.parallel",
 }
 
 
@@ -45,9 +46,13 @@ def peak_rss_mb() -> float:
 def main() -> int:
     case, params, t0 = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
 
+    # Under torchrun every rank shares one stdout; rank 0 alone reports, so lines never mix.
+    speaks = os.environ.get("RANK", "0") == "0"
+
     def emit(record: dict) -> None:
         record = {**record, "wall": time.time() - t0, "rss_mb": peak_rss_mb()}
-        print("@bench " + json.dumps(record), flush=True)
+        if speaks:
+            print("@bench " + json.dumps(record), flush=True)
 
     emit({"kind": "started"})
     threads = params.pop("threads", None)

@@ -61,10 +61,16 @@ class Run:
 
 
 def launch(case: str, params: dict, timeout: float, log=None) -> Run:
-    """Run `python -m benchmarks.child CASE PARAMS T0`; kill it after `timeout` seconds."""
+    """Run `python -m benchmarks.child CASE PARAMS T0`; kill it after `timeout` seconds.
+
+    params["nproc"] = N starts it under torchrun, N processes on this machine.
+    """
     run = Run(case, params)
     t0 = time.time()
     cmd = [sys.executable, "-m", "benchmarks.child", case, json.dumps(params), repr(t0)]
+    if params.get("nproc"):
+        torchrun = ["-m", "torch.distributed.run", "--standalone"]
+        cmd[1:1] = [*torchrun, f"--nproc-per-node={params['nproc']}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         done = subprocess.run(

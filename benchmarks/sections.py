@@ -417,6 +417,37 @@ class Suite:
         note = f"\n\nOne state of the default model: {fmt(size / 2**20 if size else None, 1)} MiB."
         return table(head, rows) + note
 
+    # -- data parallelism ----------------------------------------------------------------
+
+    def parallel(self) -> str:
+        """1 process x 2 threads against 2 torchrun ranks x 1 thread, and what the
+        all-reduce would cost on GPU interconnects."""
+        b = self.budget
+        common = {k: v for k, v in self.common().items() if k != "threads"}
+        rows = []
+        for label, config, more in (
+            ("quickstart-512 (the default job), Adam, batch 512", {"batch_size": 512}, 1),
+            ("preset E, SGD, batch 100", E_CONFIG, 4),  # shorter steps: more of them
+        ):
+            steps = b.parallel_steps * more
+            config = {**config, "iterations": steps, "eval_every": steps, "device": self.device}
+            one = ("parallel", {**common, "config": {**config, "threads": 2}}, b.timeout)
+            two = (
+                "parallel",
+                {**common, "config": {**config, "threads": 1}, "nproc": 2},
+                b.timeout,
+            )
+            single, ranks = self.repeat([one, two])
+            rows.append(_parallel_row(label, single, ranks))
+        head = [
+            "model",
+            "1 process x 2 threads (samples/s)",
+            "2 ranks x 1 thread (samples/s)",
+            "2 ranks / 1 process",
+            "share of a 2-rank step in all-reduce",
+        ]
+        return table(head, rows) + "\n\n" + _interconnect_table()
+
     # -- 3. hardware ---------------------------------------------------------------------
 
     def hardware(self) -> tuple[str, str]:
@@ -540,3 +571,61 @@ class Suite:
             for r in run.records
             if r.get("kind") == "profile"
         ]
+
+
+def _parallel_row(label: str, single: list[Run], ranks: list[Run]) -> list:
+    def med(runs, key):
+        return median(r[key] for run in runs for r in run.records if r.get("kind") == "parallel")
+
+    one, two = med(single, "samples_per_s"), med(ranks, "samples_per_s")
+    share = med(ranks, "allreduce_share")
+    return [
+        label,
+        fmt(one, 0),
+        fmt(two, 0),
+        fmt(two / one if one and two else None, 2),
+        "—" if share is None else f"{share * 100:.1f}%",
+    ]
+
+
+# What one data-parallel step's all-reduce would cost on GPUs: arithmetic, not a measurement.
+# A ring all-reduce moves 2 (N - 1) / N of the gradient bytes in and out of each GPU; on 2
+# GPUs, the whole gradient once each way.
+LINKS = {  # GB/s one way, of the kind vendors quote
+    "NVLink 4 (H100 SXM, 450 GB/s each way)": 450e9,
+    "PCIe 4.0 x16 (~25 GB/s achieved)": 25e9,
+    "PCIe 5.0 x16 (~50 GB/s achieved)": 50e9,
+}
+H100_FP32 = 67e12  # FLOP/s: plain float32, what mlplab's matmuls use (TF32 off by default)
+
+
+def _interconnect_table() -> str:
+    from mlplab.nn.model import build_model, count_parameters
+
+    rows = []
+    for name, spec, batch in (
+        ("quickstart-512", "quickstart-512", 512),
+        ("preset E", "e", 100),
+        ("wide MLP", WIDE, 512),
+    ):
+        params = count_parameters(build_model(spec))
+        grad = params * 4  # float32 bytes
+        compute = 6 * params * batch / H100_FP32  # forward + backward, the whole batch
+        rows.append(
+            [
+                name,
+                f"{params:,}",
+                f"{grad / 1e6:.2f}",
+                *(f"{grad / bw * 1e6:.1f}" for bw in LINKS.values()),
+                f"{compute * 1e6:.1f}",
+            ]
+        )
+    head = ["model", "parameters", "gradient (MB)", *(f"all-reduce µs, {k}" for k in LINKS)]
+    head.append("whole step's FLOPs at H100 fp32 peak (µs)")
+    return (
+        table(head, rows)
+        + "\n\nOn 2 GPUs each computes half the batch: the step saves at most half of the last "
+        "column, and pays the all-reduce (plus NCCL's latency, tens of µs). Kernel launches "
+        "(some 20 per step, a few µs each) already floor a step near 100 µs. So data "
+        "parallelism pays for these MLPs only with far larger batches or models."
+    )

@@ -21,6 +21,7 @@ SECTIONS = [
     "3a. float32 matmul peak (torch.mm)",
     "3b. Hardware efficiency: wide MLP",
     "4. Crash safety: what checkpointing costs",
+    "5. Data parallelism: 1 process against 2 ranks",
     "Profiles (torch.profiler, operators by self CPU time)",
 ]
 TARGETS = [
