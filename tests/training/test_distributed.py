@@ -51,6 +51,19 @@ def torchrun(*args: str, cwd: Path, extra: tuple[str, ...] = ()) -> subprocess.P
     )
 
 
+def two_nodes(rdzv_id: str) -> tuple[str, ...]:
+    """torchrun's flags for two "machines" meeting at a c10d rendezvous on loopback (give
+    the same tuple to both agents)."""
+    return (
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{free_port()}",
+        f"--rdzv-id={rdzv_id}",
+        "--monitor-interval=0.2",
+    )
+
+
 def standalone(n: int = 2, *more: str) -> tuple[str, ...]:
     return ("--standalone", f"--nproc-per-node={n}", "--monitor-interval=0.2", *more)
 
@@ -214,32 +227,16 @@ def test_the_shorthand_starts_torchrun(single, tmp_path):
 def test_two_machines_meet_on_loopback(single, tmp_path):
     """Two torchrun agents, --nnodes 2, one process each, at a c10d rendezvous; rank 0's
     run directory holds the result."""
-    port = free_port()
-    nodes = (
-        "--nnodes=2",
-        "--nproc-per-node=1",
-        "--rdzv-backend=c10d",
-        f"--rdzv-endpoint=127.0.0.1:{port}",
-        "--rdzv-id=loopback",
-        "--monitor-interval=0.2",
-    )
+    nodes = two_nodes("loopback")
     agents = [torchrun(*SMALL, "--out", "two", cwd=tmp_path, extra=nodes) for _ in range(2)]
     results = [finish(a) for a in agents]
     assert [rc for rc, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     assert max_difference(only_run(tmp_path / "two"), single) < 1e-5
-    assert sum(out.count("Test accuracy:") for out, _ in [(o, e) for _, o, e in results]) == 1
+    assert sum(out.count("Test accuracy:") for _, out, _ in results) == 1
 
 
 def test_ranks_with_different_settings_are_refused(tmp_path):
-    port = free_port()
-    nodes = (
-        "--nnodes=2",
-        "--nproc-per-node=1",
-        "--rdzv-backend=c10d",
-        f"--rdzv-endpoint=127.0.0.1:{port}",
-        "--rdzv-id=mismatch",
-        "--monitor-interval=0.2",
-    )
+    nodes = two_nodes("mismatch")
     agents = [
         torchrun(*SMALL, "--lr", lr, "--out", "two", cwd=tmp_path, extra=nodes)
         for lr in ("0.1", "0.2")
