@@ -22,11 +22,14 @@ train: data
 	$(BIN)/mlplab train
 
 # From Debian: chromium, for the tests that open the web page and the report in a real
-# browser, and Fashion-MNIST (dataset-fashion-mnist), whose mirror may be out of reach.
+# browser; Fashion-MNIST (dataset-fashion-mnist), whose mirror may be out of reach; and
+# PostgreSQL, whose initdb and pg_ctl the sweep tests use to start a server of their own.
+PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 system-deps:
-	command -v chromium >/dev/null && [ -d /usr/share/datasets/fashion-mnist ] || { \
+	command -v chromium >/dev/null && [ -d /usr/share/datasets/fashion-mnist ] && \
+	  [ -x "$(PG_BIN)/initdb" ] || { \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist >/dev/null; }
+	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }
 
 test: data system-deps
 	$(BIN)/python -m pytest -q
