@@ -24,7 +24,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 NORMALIZATIONS = ("tutorial", "dataset", "none")
 LOSSES = ("cross_entropy", "nll")
 ENGINES = ("auto", "autograd", "fast", "scratch")
-AUGMENTATIONS = ("none", "shift", "affine")
+AUGMENTATIONS = ("none", "shift", "affine", "elastic", "affine-elastic")
 
 
 def _field(default: Any, help: str, **kw) -> Any:
@@ -82,7 +82,8 @@ class TrainConfig:
     augment: str = _field(
         "none",
         "random jitter of each training batch, made on the device: shift (up to 2 px each "
-        "way) or affine (rotation up to 10 degrees, scale 0.9-1.1, shift up to 2 px)",
+        "way), affine (rotation up to 10 degrees, scale 0.9-1.1, shift up to 2 px), elastic "
+        "(Simard et al. 2003: sigma 4, alpha 34) or affine-elastic (both)",
         choices=AUGMENTATIONS,
     )
     epochs: int = _field(8, "training length in epochs (ignored when iterations is set)")

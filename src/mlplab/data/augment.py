@@ -1,8 +1,11 @@
 """Random jitter of a training batch, made where the batch lives (no per-image Python).
 
 shift moves each image by up to 2 pixels each way; affine also rotates it by up to 10
-degrees and scales it by 0.9-1.1, sampled bilinearly. Uncovered pixels take the value of
-a blank pixel, so the background stays background after normalisation.
+degrees and scales it by 0.9-1.1, sampled bilinearly. elastic is Simard et al. (2003)'s
+distortion: a displacement field of uniform noise, smoothed by a Gaussian of sigma 4 pixels
+and scaled by alpha 34, moves every pixel on its own; affine-elastic composes both into one
+resampling (Ciresan et al. 2010 trained their MLPs with both). Uncovered pixels take the
+value of a blank pixel, so the background stays background after normalisation.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ SIDE = 28
 MAX_SHIFT = 2
 MAX_DEGREES = 10.0
 MAX_SCALE = 0.1
+ELASTIC_SIGMA = 4.0  # pixels: Simard et al. 2003, section 2
+ELASTIC_ALPHA = 34.0
 
 
 def augment(
@@ -38,8 +43,14 @@ def augment(
         return x
     if kind == "shift":
         return _shift(x, blank, generator, rows, total)
-    if kind == "affine":
-        return _affine(x, blank, generator, rows, total)
+    if kind in ("affine", "elastic", "affine-elastic"):
+        if kind == "elastic":
+            grid = _identity_grid(x).expand(len(x), -1, -1, -1)
+        else:
+            grid = _affine_grid(len(x), generator, rows, total, x)
+        if kind != "affine":
+            grid = grid + _elastic_displacement(generator, rows, total, x)
+        return _resample(x, grid, blank)
     raise ValueError(f"augment: unknown kind {kind!r}")
 
 
@@ -55,9 +66,9 @@ def _shift(x: torch.Tensor, blank: float, generator, rows: slice, total: int) ->
     return padded[images, rows, cols].reshape(n, SIDE * SIDE)
 
 
-def _affine(x: torch.Tensor, blank: float, generator, rows: slice, total: int) -> torch.Tensor:
-    n = len(x)
-    u = torch.rand(total, 4, generator=generator, device=x.device)[rows] * 2 - 1  # in [-1, 1)
+def _affine_grid(n: int, generator, rows: slice, total: int, x: torch.Tensor) -> torch.Tensor:
+    """(n, 28, 28, 2): where each output pixel samples its input, in affine_grid's units."""
+    u = torch.rand(total, 4, generator=generator, device=x.device, dtype=x.dtype)[rows] * 2 - 1
     angle = u[:, 0] * math.radians(MAX_DEGREES)
     scale = 1 + MAX_SCALE * u[:, 1]
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -65,8 +76,36 @@ def _affine(x: torch.Tensor, blank: float, generator, rows: slice, total: int) -
     shift_y, shift_x = u[:, 2] * MAX_SHIFT * 2 / SIDE, u[:, 3] * MAX_SHIFT * 2 / SIDE
     theta = torch.stack(
         [torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1
-    )  # (B, 2, 3): where each output pixel samples the input
-    grid = F.affine_grid(theta, [n, 1, SIDE, SIDE], align_corners=False)
+    )  # (B, 2, 3)
+    return F.affine_grid(theta, [n, 1, SIDE, SIDE], align_corners=False)
+
+
+def _identity_grid(x: torch.Tensor) -> torch.Tensor:
+    theta = torch.tensor([[1.0, 0, 0], [0, 1, 0]], device=x.device, dtype=x.dtype)
+    return F.affine_grid(theta[None], [1, 1, SIDE, SIDE], align_corners=False)
+
+
+def _elastic_displacement(generator, rows: slice, total: int, x: torch.Tensor) -> torch.Tensor:
+    """(n, 28, 28, 2): a smooth random field of displacements, in affine_grid's units."""
+    noise = torch.rand(total, 2, SIDE, SIDE, generator=generator, device=x.device, dtype=x.dtype)
+    field = noise[rows] * 2 - 1
+    radius = int(3 * ELASTIC_SIGMA)
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(taps**2) / (2 * ELASTIC_SIGMA**2))
+    kernel = kernel / kernel.sum()
+    # A separable Gaussian: one pass along rows, one along columns, each channel alone.
+    # Zero padding beyond the border, as Simard's convolution of a field that is zero outside.
+    field = F.conv2d(
+        field, kernel.view(1, 1, 1, -1).expand(2, 1, 1, -1), padding=(0, radius), groups=2
+    )
+    field = F.conv2d(
+        field, kernel.view(1, 1, -1, 1).expand(2, 1, -1, 1), padding=(radius, 0), groups=2
+    )
+    return (field * ELASTIC_ALPHA * 2 / SIDE).permute(0, 2, 3, 1)  # pixels -> grid units
+
+
+def _resample(x: torch.Tensor, grid: torch.Tensor, blank: float) -> torch.Tensor:
+    n = len(x)
     # grid_sample pads with zeros; shifting by `blank` first makes the padding blank.
     images = x.view(n, 1, SIDE, SIDE) - blank
     return (F.grid_sample(images, grid, align_corners=False) + blank).reshape(n, SIDE * SIDE)
