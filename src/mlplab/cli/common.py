@@ -8,6 +8,9 @@ import dataclasses
 import os
 import sys
 import typing
+from pathlib import Path
+
+from mlplab.errors import MlplabError
 
 ENV_DATA = "MLPLAB_DATA"
 DATA_DIR_HELP = f"data folder (default: ${ENV_DATA})"
@@ -51,7 +54,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def data_dir(args) -> str | None:
-    return getattr(args, "data_dir", None) or os.environ.get(ENV_DATA) or None
+    """--data-dir, else $MLPLAB_DATA, else None; a folder named but missing is an error that
+    says where the name came from (mlplab does not create it: a typo would hide the data)."""
+    given, source = getattr(args, "data_dir", None), "--data-dir"
+    if not given:
+        given, source = os.environ.get(ENV_DATA) or None, ENV_DATA
+    if given and not Path(given).expanduser().is_dir():
+        what = "not a folder" if Path(given).expanduser().exists() else "no such folder"
+        raise MlplabError(f"{source} {given}: {what}")
+    return given
 
 
 def interactive(args) -> bool:

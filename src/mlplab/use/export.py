@@ -2,19 +2,21 @@
 
 Both formats take float32 images (batch, 1, 28, 28), already normalised, with a dynamic batch
 axis, and return `logits` (batch, classes). The class names and the normalisation travel in
-the file's metadata (ONNX metadata_props; TorchScript extra file `mlplab.json`).
+the file's metadata (ONNX metadata_props; TorchScript extra file `mlplab.json`). Both are
+built in memory and written with atomic_write, like every file mlplab writes: permissions
+follow the umask, and a full disk leaves no half-written model.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlplab.errors import MlplabError
+from mlplab.io.atomic import atomic_write
 
 if TYPE_CHECKING:
     from mlplab.io.checkpoint import Checkpoint
@@ -35,68 +37,47 @@ def _metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
-def _tmp_beside(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return Path(tmp)
-
-
 def export_onnx(ckpt: Checkpoint, path: str | Path) -> Path:
     """Write an ONNX model with a dynamic batch axis and mlplab's metadata; atomic."""
     try:
-        import onnx
+        import onnx  # noqa: F401 - torch's exporter needs it; say how to get it
     except ImportError:
         raise MlplabError(
             "ONNX export needs onnx and onnxscript: pip install 'mlplab[export]'"
         ) from None
     import torch
 
-    path = Path(path)
     model = ckpt.model.cpu().eval()
     example = torch.zeros(2, 1, 28, 28)
-    tmp = _tmp_beside(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamo=True,
-                verbose=False,
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 20)},),
-            )
-        proto = onnx.load(str(tmp))
-        for key, value in _metadata(ckpt).items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            None,  # in memory: the file is written once, whole, by atomic_write
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamo=True,
+            verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 20)},),
+        )
+    proto = program.model_proto
+    for key, value in _metadata(ckpt).items():
+        proto.metadata_props.add(key=key, value=value)
+    return atomic_write(path, proto.SerializeToString())
 
 
 def export_torchscript(ckpt: Checkpoint, path: str | Path) -> Path:
     """Write a TorchScript module with mlplab.json as an extra file; atomic."""
     import torch
 
-    path = Path(path)
     model = ckpt.model.cpu().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scripted = torch.jit.trace(model, torch.zeros(2, 1, 28, 28))
-    tmp = _tmp_beside(path)
-    try:
-        torch.jit.save(
-            scripted, str(tmp), _extra_files={"mlplab.json": json.dumps(_metadata(ckpt))}
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer, _extra_files={"mlplab.json": json.dumps(_metadata(ckpt))})
+    return atomic_write(path, buffer.getbuffer())
 
 
 def export(ckpt: Checkpoint, fmt: str, path: str | Path | None = None) -> Path:
