@@ -12,6 +12,7 @@ The package, by subsystem (arrows point down only):
     use/             predict, export
     viz/             plots, the HTML report
     experiments/     reproduce the tutorials
+    sklearn/         MLPClassifier, the scikit-learn estimator
     serve/           the web app
     cli/             the mlplab command
 """
@@ -51,6 +52,7 @@ _EXPORTS = {
     "train": "training.trainer",
     "pick_device": "training.device",
     "run": "training.runner",
+    "MLPClassifier": "sklearn",  # imports scikit-learn, so only when asked for
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,8 @@
+"""scikit-learn's MLPClassifier API on mlplab's training engines (the `sklearn` extra).
+
+from mlplab.sklearn import MLPClassifier     # or: from mlplab import MLPClassifier
+"""
+
+from mlplab.sklearn.estimator import MLPClassifier
+
+__all__ = ["MLPClassifier"]
