@@ -346,6 +346,8 @@ def test_every_subcommand_help_exits_zero(capsys):
         "export",
         "serve",
         "runs",
+        "sweep",
+        "sweep show",
     } == {" ".join(c) for c in commands}
     for command in commands:
         with pytest.raises(SystemExit) as exit_:

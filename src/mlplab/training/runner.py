@@ -89,19 +89,27 @@ def run(
     with locked(run_dir):
         if resume_from is not None:
             share.resume(trainer, run_dir)
-        write_json(run_dir / CONFIG, config.to_dict())
-        trainer.callbacks += [
-            MetricsLog(run_dir / METRICS),
-            StateCheckpoints(run_dir / STATES, config.checkpoint_every),
-        ]
         try:
-            result = _train(trainer, run_dir)
+            result = train_into(run_dir, trainer)
         except Interrupted:
             _forget_restart(config, dist)  # a clean stop: torchrun will not restart it
             raise
-        write_model(run_dir, result, config, data, trainer.device)
     _forget_restart(config, dist)
     return run_dir, result
+
+
+def train_into(run_dir: Path, trainer: Trainer) -> TrainResult:
+    """Train into a run directory that the caller holds locked: its config, metrics, states
+    and, at the end, its model. Raises Interrupted (with .run_dir) when a signal paused it."""
+    config = trainer.config
+    write_json(run_dir / CONFIG, config.to_dict())
+    trainer.callbacks += [
+        MetricsLog(run_dir / METRICS),
+        StateCheckpoints(run_dir / STATES, config.checkpoint_every),
+    ]
+    result = _train(trainer, run_dir)
+    write_model(run_dir, result, config, trainer.data, trainer.device)
+    return result
 
 
 def _train(trainer: Trainer, run_dir: Path | None) -> TrainResult:
