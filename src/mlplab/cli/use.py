@@ -61,6 +61,30 @@ def add_parsers(sub) -> None:
         help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to your network)",
     )
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with one intra-op thread (default 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="pool threads per process for decoding and inference (default 1)",
+    )
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=64,
+        help="requests each process admits at once; one more gets 503 (default 64)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request may take; past it, 504 (default 30)",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -130,17 +154,36 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import signal
+
     try:
-        from mlplab.serve import serve
+        from mlplab.serve import ServeConfig, serve
     except ImportError:
         raise MlplabError(
             "serving needs fastapi and uvicorn: pip install 'mlplab[serve]'"
         ) from None
     if not 0 <= args.port <= 65535:
         raise MlplabError(f"--port must be 0 to 65535, got {args.port}")
+    if args.workers < 1:
+        raise MlplabError(f"--workers must be at least 1, got {args.workers}")
+    config = _serve_config(ServeConfig, args)
     print(
         f"mlplab: serving {args.checkpoint} at http://{args.host}:{args.port}/ (Ctrl-C to stop)",
         flush=True,
     )
-    serve(args.checkpoint, host=args.host, port=args.port)
+    # uvicorn finishes the requests in flight on SIGTERM, then raises the signal again; exiting
+    # 0 then says the shutdown was clean (and SIGTERM during start-up exits at once).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serve(args.checkpoint, host=args.host, port=args.port, workers=args.workers, config=config)
     return 0
+
+
+def _serve_config(ServeConfig, args):
+    """The --threads, --queue and --timeout flags as a ServeConfig, errors named as flags."""
+    from mlplab.errors import ConfigError
+
+    try:
+        return ServeConfig(threads=args.threads, queue=args.queue, timeout=args.timeout)
+    except ConfigError as e:
+        field = str(e).split()[0]
+        raise MlplabError(f"--{field}{str(e)[len(field) :]}") from None

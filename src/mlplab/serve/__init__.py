@@ -1,5 +1,7 @@
 """The web app: load a checkpoint (or an exported .onnx), predict, nothing else."""
 
-from mlplab.serve.app import create_app, serve
+from mlplab.serve.app import create_app
+from mlplab.serve.server import serve
+from mlplab.serve.settings import ServeConfig
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ServeConfig", "create_app", "serve"]
