@@ -7,6 +7,7 @@ The full run (about 20 minutes on two slow cores) writes BENCHMARKS.md at the re
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -98,7 +99,39 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
     ]
     if pool is not None:
         pool.shutdown()
+    for title, module, args in SCRIPTS:
+        log(module)
+        sections.append((title, script_section(module, args, suite.budget is SMOKE)))
     return sections
+
+
+# Sections that are scripts of their own (each runs alone too), run one after another at the
+# end so that nothing else competes for the cores: (title, module, arguments).
+SCRIPTS = (
+    ("6. scikit-learn: mlplab.MLPClassifier against MLPClassifier", "sklearn_fit", []),
+    ("7. Sweeps: Optuna's bookkeeping per trial", "sweep_overhead", []),
+    ("8. Soak: mlplab serve under a mixed load", "soak", []),
+)
+
+
+def script_section(module: str, args: list[str], smoke: bool) -> str:
+    """The markdown a benchmark script prints (its own headings one level down). The smoke
+    run leaves these out: each has a test of its own, and together they take minutes."""
+    command = f"python -m benchmarks.{module} {' '.join(args)}".strip()
+    if smoke:
+        return f"Not in the smoke run; `{command}` runs it alone."
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    text = ("\n" + done.stdout).replace("\n## ", "\n### ")
+    if done.returncode:
+        tail = done.stderr.strip().splitlines()[-3:]
+        text += f"\n\n`{command}` exited {done.returncode}: " + " / ".join(tail)
+    return f"Command: `{command}`\n\n{text.strip()}"
 
 
 class _Done:

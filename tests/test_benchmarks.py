@@ -23,6 +23,9 @@ SECTIONS = [
     "4. Crash safety: what checkpointing costs",
     "5. Data parallelism: 1 process against 2 ranks",
     "Profiles (torch.profiler, operators by self CPU time)",
+    "6. scikit-learn: mlplab.MLPClassifier against MLPClassifier",
+    "7. Sweeps: Optuna's bookkeeping per trial",
+    "8. Soak: mlplab serve under a mixed load",
 ]
 TARGETS = [
     "Throughput",
