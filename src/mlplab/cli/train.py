@@ -70,7 +70,7 @@ def config_from_args(args):
     for flag, other in (("preset", "model"), ("model", "preset")):
         if flag in given and other not in given:
             values[other] = None
-    if not values.get("data_dir"):
+    if values.get("data_dir") in (None, ""):  # not [] or false: the type check names those
         values["data_dir"] = data_dir(args)
     config = TrainConfig.from_dict(values, source)
     if config.dataset not in REGISTRY:

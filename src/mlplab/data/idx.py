@@ -3,13 +3,16 @@
 An IDX file is: two zero bytes, a dtype code, the number of dimensions, one big-endian uint32
 per dimension, then the values. mlplab reads uint8 data only (all MNIST-family files are),
 and checks that the length matches the header exactly: a truncated or padded file is an
-error, never a silent reshape.
+error, never a silent reshape. Nothing is allocated beyond what the header claims and the
+file holds, and no file is read past MAX_BYTES: a gzip bomb or a header claiming 2^31 x 2^31
+values fails before memory is spent on it.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import struct
@@ -24,6 +27,10 @@ from mlplab.io.atomic import atomic_write
 
 GZIP_MAGIC = b"\x1f\x8b"
 UINT8 = 0x08
+# 20x the largest MNIST-family file (train images, 47 MB): room for larger IDX datasets,
+# small enough that a hostile file cannot exhaust memory.
+MAX_BYTES = 1 << 30
+_CHUNK = 1 << 20
 _DTYPE_NAMES = {
     0x08: "uint8",
     0x09: "int8",
@@ -34,28 +41,78 @@ _DTYPE_NAMES = {
 }
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def read_bytes(path: str | os.PathLike, limit: int = MAX_BYTES) -> bytes:
     """The file's content, decompressed when it is gzip (by its magic bytes, not its name)."""
+    return gunzip(_read_raw(path, limit), str(path), limit)
+
+
+def _read_raw(path: str | os.PathLike, limit: int) -> bytes:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise DataError(f"{path}: file is larger than the {_size(limit)} limit")
+            # read() sizes its buffer by the file; read(limit + 1) would allocate the limit
+            raw = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    return gunzip(raw, str(path))
+    if len(raw) > limit:  # it grew while being read
+        raise DataError(f"{path}: file is larger than the {_size(limit)} limit")
+    return raw
 
 
-def gunzip(raw: bytes, name: str) -> bytes:
-    """Decompress gzip bytes; bytes without the gzip magic are returned as they are."""
+def gunzip(raw: bytes, name: str, limit: int = MAX_BYTES) -> bytes:
+    """Decompress gzip bytes, at most `limit` of them; bytes without the gzip magic are
+    returned as they are."""
     if raw[:2] != GZIP_MAGIC:
         return raw
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        data = _read_gzip(stream, limit + 1, name)
+    if len(data) > limit:
+        raise DataError(f"{name}: gzip data decompresses to more than {_size(limit)}")
+    return data
+
+
+def _read_gzip(stream: gzip.GzipFile, n: int, name: str) -> bytes:
+    """Up to n decompressed bytes (fewer only at the end of the data), in chunks: one
+    read(n) would allocate n bytes up front, however little the stream holds."""
+    chunks, total = [], 0
     try:
-        return gzip.decompress(raw)
+        while total < n:
+            chunk = stream.read(min(n - total, _CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{name}: corrupt gzip data: {e}") from None
+    return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n} bytes"
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
     """Parse uncompressed IDX bytes into a uint8 tensor, checking the header against the length."""
+    header, dims = parse_header(data, name)
+    # Python ints: a crafted header's product overflows int64 (65536**4 wraps to 0).
+    expected = header + math.prod(dims)
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(
+            f"{name}: {what}: dimensions {'x'.join(map(str, dims))} need "
+            f"{expected} bytes, file has {len(data)}"
+        )
+    values = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return torch.from_numpy(values.copy())
+
+
+def parse_header(data: bytes, name: str = "<bytes>") -> tuple[int, tuple[int, ...]]:
+    """The header's length in bytes and its dimensions, from the first bytes of an IDX file.
+
+    `data` may stop after the header: nothing here depends on the values that follow.
+    """
     if len(data) < 4:
         raise DataError(f"{name}: too short for an IDX header ({len(data)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", data[:4])
@@ -77,21 +134,38 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> torch.Tensor:
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if 0 in dims[1:]:
         raise DataError(f"{name}: dimensions {dims} contain a zero")
-    # Python ints: a crafted header's product overflows int64 (65536**4 wraps to 0).
-    expected = header + math.prod(dims)
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataError(
-            f"{name}: {what}: dimensions {'x'.join(map(str, dims))} need "
-            f"{expected} bytes, file has {len(data)}"
-        )
-    values = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
-    return torch.from_numpy(values.copy())
+    return header, dims
 
 
 def read_idx(path: str | os.PathLike) -> torch.Tensor:
     """Read an IDX file, gzip or raw, into a uint8 tensor."""
-    return parse_idx(read_bytes(path), str(path))
+    raw = _read_raw(path, MAX_BYTES)
+    if raw[:2] != GZIP_MAGIC:
+        return parse_idx(raw, str(path))
+    return parse_idx(_gunzip_idx(raw, str(path)), str(path))
+
+
+def _gunzip_idx(raw: bytes, name: str) -> bytes:
+    """Decompress an IDX file's header, then only as many bytes as it claims, plus one to
+    tell a padded file: a bomb behind a small header costs nothing."""
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        data = _read_gzip(stream, 4, name)
+        ndim = data[3] if len(data) == 4 else 0
+        data += _read_gzip(stream, 4 * ndim, name)
+        header, dims = parse_header(data, name)
+        expected = header + math.prod(dims)
+        if expected > MAX_BYTES:
+            raise DataError(
+                f"{name}: dimensions {'x'.join(map(str, dims))} need {expected} bytes, "
+                f"more than the {_size(MAX_BYTES)} limit"
+            )
+        data += _read_gzip(stream, expected + 1 - header, name)
+    if len(data) > expected:
+        raise DataError(
+            f"{name}: has trailing bytes: dimensions {'x'.join(map(str, dims))} need "
+            f"{expected} bytes, the decompressed file has more"
+        )
+    return data
 
 
 def encode_idx(values: np.ndarray | torch.Tensor) -> bytes:

@@ -20,10 +20,12 @@ from mlplab.errors import CheckpointError, MlplabError
 from mlplab.io.atomic import atomic_write
 from mlplab.io.safetensors import decode_safetensors, encode_safetensors
 from mlplab.nn.model import MLP, build_model
+from mlplab.nn.spec import parse_spec
 
 FORMAT = "mlplab-mlp"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
+_SLACK = 1 << 20  # parameters a spec may claim beyond the file's values before building
 
 
 def versions() -> dict[str, str]:
@@ -100,7 +102,15 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Che
             raise ValueError(f"format is {info.get('format')!r}, expected {FORMAT!r}")
         if not isinstance(info["spec"], str):
             raise ValueError(f"spec is {info['spec']!r}, expected text")
-        model = build_model(info["spec"])
+        spec, held = parse_spec(info["spec"]), sum(t.numel() for t in tensors.values())
+        # A spec can claim gigabytes that a small file does not hold: refused before building
+        # (a small mismatch is left to load_state_dict, which names the layer).
+        if spec.num_parameters > held + _SLACK:
+            raise ValueError(
+                f"spec {info['spec']!r} has {spec.num_parameters} parameters, "
+                f"the file holds {held} values"
+            )
+        model = build_model(spec)
         try:
             model.load_state_dict(tensors, strict=True)
         except RuntimeError as e:

@@ -82,7 +82,8 @@ def decode_safetensors(
         raise CheckpointError(f"{name}: corrupt safetensors header: {e}") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: corrupt safetensors header: not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    metadata = {} if metadata is None else metadata  # null is allowed, [] or 0 is not
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{name}: corrupt safetensors header: metadata is not str -> str")
     body = memoryview(data)[8 + n :]
@@ -92,12 +93,12 @@ def decode_safetensors(
         begin, stop = _offsets((key, entry), name)
         code, shape = entry.get("dtype"), entry.get("shape")
         dtype = _FROM_CODE.get(code) if isinstance(code, str) else None
-        if dtype is None or not isinstance(shape, list) or not all(_is_size(s) for s in shape):
-            raise CheckpointError(f"{name}: tensor {key!r} has a bad dtype or shape")
+        if dtype is None or not _is_shape(shape):
+            raise CheckpointError(f"{name}: tensor {_quote(key)} has a bad dtype or shape")
         size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         if begin != end or stop - begin != size or stop > len(body):
             raise CheckpointError(
-                f"{name}: tensor {key!r} has bad offsets {[begin, stop]} "
+                f"{name}: tensor {_quote(key)} has bad offsets {[begin, stop]} "
                 f"(expected {size} bytes at {end}; data is {len(body)} bytes)"
             )
         raw = bytearray(body[begin:stop])
@@ -113,10 +114,24 @@ def _offsets(item, name: str) -> tuple[int, int]:
     key, entry = item
     offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_size(o) for o in offsets)):
-        raise CheckpointError(f"{name}: tensor {key!r} has no valid data_offsets")
+        raise CheckpointError(f"{name}: tensor {_quote(key)} has no valid data_offsets")
     return offsets[0], offsets[1]
 
 
 def _is_size(value: Any) -> bool:
     # JSON true/false arrive as bool, which is an int subclass.
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_shape(shape: Any) -> bool:
+    # torch sizes are int64: with a zero among them, the other dimensions could be anything.
+    return (
+        isinstance(shape, list)
+        and all(_is_size(s) for s in shape)
+        and math.prod(s for s in shape if s) < 1 << 63
+    )
+
+
+def _quote(key: str) -> str:
+    """repr of a tensor name, cut short: an error message stays one readable line."""
+    return repr(key if len(key) <= 80 else key[:77] + "...")

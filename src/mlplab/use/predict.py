@@ -47,55 +47,102 @@ def open_image(source: str | Path | bytes, name: str | None = None):
         raise ImageError(f"{name}: empty file")
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{name}: image is too large; the limit is {MAX_SIDE}x{MAX_SIDE}"
+        ) from None
     except Exception:  # Pillow raises several types for undecodable data
         raise ImageError(f"{name}: not an image (PNG, JPEG, BMP or GIF expected)") from None
-    if max(image.size) > MAX_SIDE:
-        w, h = image.size
-        raise ImageError(f"{name}: image is {w}x{h} px; the limit is {MAX_SIDE}x{MAX_SIDE}")
+    _check_size(image.size, name)
     try:
         image.seek(0)
         image.load()
     except Exception as e:
-        raise ImageError(f"{name}: corrupt image data: {e}") from None
+        raise ImageError(f"{name}: corrupt image data: {_one_line(e)}") from None
     return image
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if max(w, h) > MAX_SIDE:
+        raise ImageError(f"{name}: image is {w}x{h} px; the limit is {MAX_SIDE}x{MAX_SIDE}")
+    if min(w, h) < 1:
+        raise ImageError(f"{name}: image is {w}x{h} px: it has no pixels")
+
+
+def _one_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def to_gray(image: Any, name: str = "<image>") -> np.ndarray:
     """Ink intensity in [0, 1], light ink on dark, as float64 (H, W).
 
     A transparent image's alpha is its ink; otherwise luminance, inverted when the
-    background (the median of the border) is light.
+    background (the median of the border) is light, less the background's level.
     """
     if isinstance(image, (str, Path, bytes)):
         image = open_image(image, name)
-    if hasattr(image, "mode"):  # a PIL image
-        if image.mode in ("RGBA", "LA", "PA") or (
-            image.mode == "P" and "transparency" in image.info
-        ):
+    arr = _pil_gray(image, name) if hasattr(image, "mode") else _array_gray(image, name)
+    if not np.isfinite(arr).all():
+        raise ImageError(f"{name}: image contains NaN or infinite values")
+    background = np.median(np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]]))
+    # The margin lets float32 pixels (mode F) decide as the 8-bit picture they hold does.
+    if background > 0.5 + 1e-6:
+        arr, background = 1.0 - arr, 1.0 - background
+    # Paper that is not pure white (or a uniform grey picture) is background, not ink.
+    return np.clip(arr - background, 0.0, 1.0)
+
+
+_WIDE_MODES = ("I", "F")  # 32-bit pixels; "I;16*" are 16-bit
+
+
+def _pil_gray(image, name: str) -> np.ndarray:
+    """A PIL image -> its ink or luminance in [0, 1], (H, W)."""
+    _check_size(image.size, name)
+    mode = image.mode
+    try:
+        if mode.startswith("I;16") or mode in _WIDE_MODES:
+            # convert("L") clips these at 255: a 16-bit digit would come out all white.
+            return _scaled(np.asarray(image, dtype=np.float64), mode.startswith("I;16"))
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
             rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
             if rgba[..., 3].min() < 1.0:
                 return rgba[..., 3]
-        arr = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-    else:
-        arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-            arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-            arr = arr / 255.0 if image_is_uint8(image) else arr
-        elif arr.ndim == 2:
-            arr = arr / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
-        elif arr.size == 784:
-            arr = arr.reshape(28, 28)
-            arr = arr / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float64)
-        else:
-            raise ImageError(f"{name}: array of shape {arr.shape} is not an image")
-    if not np.isfinite(arr).all():
-        raise ImageError(f"{name}: image contains NaN or infinite values")
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-    return 1.0 - arr if np.median(border) > 0.5 else arr
+        return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+    except (ValueError, OSError) as e:  # modes Pillow cannot convert, such as LAB or La
+        raise ImageError(
+            f"{name}: cannot read a {mode} image as grayscale: {_one_line(e)}"
+        ) from None
 
 
-def image_is_uint8(image) -> bool:
-    return str(getattr(image, "dtype", "")) in ("uint8", "torch.uint8")
+def _scaled(arr: np.ndarray, sixteen_bit: bool = False) -> np.ndarray:
+    """Pixels of any range -> [0, 1]: divided by 65535 when 16-bit, else by the smallest of
+    1 (pixels already in [0, 1]), 255 and 65535 that holds them, then clipped."""
+    top = arr.max()
+    if not np.isfinite(top):
+        return arr  # to_gray names the NaN
+    scale = 65535.0 if sixteen_bit or top > 255 else 255.0 if top > 1 else 1.0
+    return np.clip(arr / scale, 0.0, 1.0)
+
+
+def _array_gray(image, name: str) -> np.ndarray:
+    """An array or tensor -> its luminance: uint8 pixels are in 0-255, booleans in 0-1, and
+    other numbers are scaled as _scaled says (floats in [0, 1] stay as they are)."""
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise ImageError(f"{name}: array of dtype {arr.dtype} is not an image")
+    eight_bit, boolean = arr.dtype == np.uint8, arr.dtype.kind == "b"
+    # The shape is checked before any conversion: float64 is 8x the memory of uint8.
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        _check_size(arr.shape[1::-1], name)
+        arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    elif arr.ndim != 2 and arr.size == 784:
+        arr = arr.reshape(28, 28).astype(np.float64)
+    elif arr.ndim != 2:
+        raise ImageError(f"{name}: array of shape {arr.shape} is not an image")
+    _check_size(arr.shape[::-1], name)
+    arr = arr.astype(np.float64)
+    return arr / 255.0 if eight_bit else arr if boolean else _scaled(arr)
 
 
 def mnistify(ink: np.ndarray) -> np.ndarray:
@@ -111,7 +158,8 @@ def mnistify(ink: np.ndarray) -> np.ndarray:
     h, w = crop.shape
     scale = 20.0 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS)
+    # rint, not a cast: truncation makes every pixel up to one step darker
+    small = Image.fromarray(np.rint(crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS)
     small = np.asarray(small, dtype=np.float64) / 255.0
     mass = small.sum()
     if mass <= 0:
