@@ -23,7 +23,7 @@ LAYERS = (
     ("mlplab.io.checkpoint", "mlplab.io.rundir"),
     ("mlplab.config",),
     ("mlplab.training",),
-    ("mlplab.use", "mlplab.viz", "mlplab.experiments"),
+    ("mlplab.use", "mlplab.viz", "mlplab.experiments", "mlplab.sklearn"),
     ("mlplab.serve",),
     ("mlplab.cli", "mlplab.__main__"),
 )

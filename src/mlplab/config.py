@@ -7,6 +7,7 @@ and each run saves the whole config in config.json.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -64,6 +65,21 @@ class TrainConfig:
     nesterov: bool = _field(False, "Nesterov momentum (SGD)")
     weight_decay: float = _field(0.0, "weight decay (L2 for SGD and Adam, decoupled for AdamW)")
     label_smoothing: float = _field(0.0, "label smoothing for the cross-entropy")
+    max_norm: float | None = _field(
+        None,
+        "max-norm constraint (Srivastava et al. 2014): after every step, rescale each unit's "
+        "incoming weight vector, in every layer, to a norm of at most this",
+    )
+    ema: float | None = _field(
+        None,
+        "decay of an exponential moving average of the weights, updated after every step "
+        "and bias-corrected; evaluations and the saved model use the average (e.g. 0.999)",
+    )
+    mixup: float = _field(
+        0.0,
+        "mixup (Zhang et al. 2018): blend each training batch with itself reversed, by a "
+        "weight drawn from Beta(alpha, alpha) per batch; this is alpha (0 = off)",
+    )
     loss: str = _field(
         "cross_entropy",
         "cross_entropy on logits, or nll: log_softmax then NLL as the nn.Sequential tutorial "
@@ -74,8 +90,9 @@ class TrainConfig:
         "auto",
         "auto: fast when the model allows it, else autograd; autograd: nn.Module and "
         "autograd, for every model; fast: hand-written forward and backward passes into "
-        "preallocated buffers, for MLPs with relu, tanh or sigmoid and no dropout or batch "
-        "norm; scratch: the tutorials' plain tensors with hand-written backprop and SGD",
+        "preallocated buffers, for MLPs with relu, tanh or sigmoid and no dropout (hidden or "
+        "input) or batch norm; scratch: the tutorials' plain tensors with hand-written "
+        "backprop and SGD",
         choices=ENGINES,
     )
     batch_size: int = _field(512, "training batch size")
@@ -165,15 +182,22 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        values = tomllib.loads(path.read_text())
+        values = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    values = values.get("train", values)
-    if not isinstance(values, dict):
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deep") from None
+    if "train" not in values:
+        return values
+    train, others = values["train"], sorted(set(values) - {"train"})
+    if not isinstance(train, dict):
         raise ConfigError(f"{path}: [train] must be a table")
-    return values
+    if others:
+        # Top-level keys beside a [train] table would be silently ignored.
+        raise ConfigError(f"{path}: unknown field {others[0]!r} outside the [train] table")
+    return train
 
 
 def _check_types(config: TrainConfig) -> None:
@@ -217,6 +241,9 @@ _RANGES = {
     "momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "weight_decay": (lambda v: v >= 0, "must be >= 0"),
     "label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "max_norm": (lambda v: v > 0, "must be positive"),
+    "ema": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "mixup": (lambda v: v >= 0, "must be >= 0"),
     "batch_size": (lambda v: v > 0, "must be positive"),
     "epochs": (lambda v: v > 0, "must be positive"),
     "iterations": (lambda v: v > 0, "must be positive"),
@@ -230,11 +257,23 @@ _RANGES = {
 }
 
 
+MAX_THREADS = 1024  # torch accepts 100000 and then starts that many threads
+_INT64 = 1 << 63  # TOML integers are unbounded in Python; torch's are int64
+
+
 def _check_ranges(config: TrainConfig) -> str | None:
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{f.name}: must be finite, got {value}"
+        if isinstance(value, int) and not -_INT64 < value < _INT64:
+            return f"{f.name}: must fit in 64 bits, got {value}"
     for name, (holds, must) in _RANGES.items():
         value = getattr(config, name)
         if value is not None and not holds(value):
             return f"{name}: {must}, got {value}"
+    if config.threads is not None and config.threads > MAX_THREADS:
+        return f"threads: must be at most {MAX_THREADS}, got {config.threads}"
     return None
 
 

@@ -36,8 +36,9 @@ ACTIVATION_CLASSES = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
+    "identity": nn.Identity,
 }
-ACTIVATION_LIST = "sigmoid, tanh, relu, gelu, leaky_relu, silu"
+ACTIVATION_LIST = "sigmoid, tanh, relu, gelu, leaky_relu, silu, identity"
 PRESET_LIST = "logistic, a, b, c, d, e, tutorial-256, tutorial-128-64, quickstart-512"
 
 
@@ -85,6 +86,37 @@ def test_module_names_with_batch_norm_and_dropout():
     assert isinstance(model.bn1, nn.BatchNorm1d)
     assert isinstance(model.drop1, nn.Dropout) and model.drop1.p == 0.3
     assert isinstance(model.act2, nn.Tanh)
+
+
+def test_input_dropout_comes_first_and_leaves_the_parameter_names_alone():
+    model = build_model("784-100-10:relu,dropout=0.5,input_dropout=0.2")
+    names = [name for name, _ in model.named_children()]
+    assert names == ["flatten", "drop0", "fc1", "act1", "drop1", "fc2"]
+    assert isinstance(model.drop0, nn.Dropout) and model.drop0.p == 0.2
+    plain = build_model("784-100-10:relu,dropout=0.5")
+    assert list(model.state_dict()) == list(plain.state_dict())  # checkpoints load either way
+    assert count_parameters(model) == count_parameters(plain) == 79_510
+    assert parse_spec("784-100-10").input_dropout == 0.0
+    # it drops pixels when training (scaled by 1/0.8), none in eval mode
+    x = torch.ones(64, 784)
+    torch.manual_seed(0)
+    dropped = model.drop0(x)
+    assert set(dropped.unique().tolist()) == {0.0, 1.25}
+    assert 0.15 < float((dropped == 0).float().mean()) < 0.25
+    assert torch.equal(model.eval().drop0(x), x)
+
+
+def test_a_checkpoint_of_an_input_dropout_model_round_trips(tmp_path):
+    from mlplab.data.normalization import make_normalization
+    from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
+
+    model = build_model("784-32-10:relu,input_dropout=0.2")
+    norm = make_normalization("tutorial", torch.zeros(2, 784), None)
+    info = model_info(model, "mnist", tuple("0123456789"), norm)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, info)).model
+    assert loaded.spec == model.spec and isinstance(loaded.drop0, nn.Dropout)
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value)
 
 
 def test_logistic_has_no_hidden_layer_extras():
@@ -180,6 +212,9 @@ def test_batch_of_one_in_eval_mode_with_batch_norm():
         "784-300-100-10:leaky_relu,bn",
         "784-100-10:relu,dropout=0.123456789",
         "784-100-10:silu,dropout=1e-05",
+        "784-10:input_dropout=0.2",
+        "784-1024-1024-10:relu,dropout=0.5,input_dropout=0.2",
+        "784-100-10:tanh,input_dropout=0.123456789,bn",
     ],
 )
 def test_spec_round_trip(text):
@@ -220,17 +255,17 @@ def _bad_sizes(text: str) -> str:
         (
             "784-100-10:swish",
             "bad model spec '784-100-10:swish': unknown option 'swish'; expected an "
-            f"activation ({ACTIVATION_LIST}), dropout=P or bn",
+            f"activation ({ACTIVATION_LIST}), dropout=P, input_dropout=P or bn",
         ),
         (
             "784-100-10:relu,momentum=0.9",
             "bad model spec '784-100-10:relu,momentum=0.9': unknown option 'momentum=0.9'; "
-            f"expected an activation ({ACTIVATION_LIST}), dropout=P or bn",
+            f"expected an activation ({ACTIVATION_LIST}), dropout=P, input_dropout=P or bn",
         ),
         (
             "784-100-10:dropout",
             "bad model spec '784-100-10:dropout': unknown option 'dropout'; "
-            f"expected an activation ({ACTIVATION_LIST}), dropout=P or bn",
+            f"expected an activation ({ACTIVATION_LIST}), dropout=P, input_dropout=P or bn",
         ),
         (
             "784-100-10:relu,dropout=lots",
@@ -239,6 +274,17 @@ def _bad_sizes(text: str) -> str:
         ("784-100-10:dropout=1", "dropout must be in [0, 1), got 1.0"),
         ("784-100-10:dropout=-0.1", "dropout must be in [0, 1), got -0.1"),
         ("784-100-10:dropout=nan", "dropout must be in [0, 1), got nan"),
+        ("784-100-10:input_dropout=1", "input_dropout must be in [0, 1), got 1.0"),
+        ("784-100-10:input_dropout=-0.5", "input_dropout must be in [0, 1), got -0.5"),
+        (
+            "784-100-10:input_dropout=most",
+            "bad model spec '784-100-10:input_dropout=most': input_dropout='most' is not a number",
+        ),
+        (
+            "784-100-10:input_dropout",
+            "bad model spec '784-100-10:input_dropout': unknown option 'input_dropout'; "
+            f"expected an activation ({ACTIVATION_LIST}), dropout=P, input_dropout=P or bn",
+        ),
         ("784-0-10", "layer sizes must be positive, got (784, 0, 10)"),
         ("784-100-0", "layer sizes must be positive, got (784, 100, 0)"),
     ],

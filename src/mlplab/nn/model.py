@@ -19,6 +19,7 @@ ACTIVATION_MODULES = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
+    "identity": nn.Identity,
 }
 
 
@@ -27,6 +28,8 @@ class MLP(nn.Sequential):
 
     def __init__(self, spec: ModelSpec):
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+        if spec.input_dropout:  # no parameters: fc1, fc2, ... keep their checkpoint names
+            layers["drop0"] = nn.Dropout(spec.input_dropout)
         n = len(spec.sizes) - 1
         for i, (fan_in, fan_out) in enumerate(
             zip(spec.sizes[:-1], spec.sizes[1:], strict=True), start=1

@@ -92,7 +92,7 @@ class BestByValidation(Callback):
         val = evaluation.val
         if val is None or not val.accuracy > self.accuracy:
             return
-        state = trainer.engine.module().state_dict()
+        state = trainer.eval_module().state_dict()  # the weight average's, with ema
         self.weights = {k: v.detach().clone() for k, v in state.items()}
         self.accuracy, self.iteration = val.accuracy, evaluation.iteration
         self.val, self.test = val, evaluation.test

@@ -12,10 +12,17 @@ the gradients in `grads`, then update(lr); data-parallel training all-reduces `g
 between. Nothing in a step waits for the device. Its state_dict holds its weights (the fast
 engine's own transposed copies included) and its optimizer's buffers; loading one continues
 the run exactly.
+
+The fast and autograd engines also take a mixed batch (forward_backward's `mix`), constrain
+their weights' norms (`constrain`, max-norm) and name the tensors a weight average follows
+(`averaged`), and build a module from such an average (`module_from`): see
+mlplab.training.techniques.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,6 +34,7 @@ from mlplab.nn.model import MLP
 from mlplab.nn.scratch import ScratchMLP, cross_entropy
 from mlplab.training.device import generator_as_default
 from mlplab.training.optim import make_optimizer
+from mlplab.training.techniques import Mix, max_norm_
 
 Step = tuple[torch.Tensor, torch.Tensor]  # (loss, logits)
 SPARE = 4  # scalars that ride along with the fast engine's gradients in one all-reduce
@@ -40,6 +48,18 @@ def _optimizer(config: TrainConfig, params: list[torch.Tensor]):
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
+
+
+def _float_buffers(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Batch norm's running statistics (not its batch count): a weight average follows them."""
+    return [b for b in model.buffers() if b.is_floating_point()]
+
+
+def _mixed_loss(loss_of, y: torch.Tensor, mix: Mix | None) -> torch.Tensor:
+    """loss_of(y), or for a mixed batch lam loss_of(y) + (1 - lam) loss_of(partner)."""
+    if mix is None:
+        return loss_of(y)
+    return mix.lam * loss_of(y) + (1.0 - mix.lam) * loss_of(mix.partner)
 
 
 def _copy_into(mine: list[torch.Tensor], saved: list[torch.Tensor], what: str) -> None:
@@ -66,8 +86,10 @@ class AutogradEngine:
         self.params = list(model.parameters())
         self.optimizer = _optimizer(config, self.params)
         # dropout draws from its own stream, saved with the run
-        self.dropout = dropout if model.spec.dropout else None
+        spec = model.spec
+        self.dropout = dropout if spec.dropout or spec.input_dropout else None
         self.device = self.params[0].device
+        self._average_model: MLP | None = None  # built when a weight average is first read
 
     flat_grads = None  # its gradients live in separate .grad tensors
 
@@ -76,12 +98,12 @@ class AutogradEngine:
         self.update(lr)
         return loss, logits
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
         if self.dropout is None:
-            loss, logits = self._forward_backward(x, y)
+            loss, logits = self._forward_backward(x, y, mix)
         else:
             with generator_as_default(self.dropout, self.device):
-                loss, logits = self._forward_backward(x, y)
+                loss, logits = self._forward_backward(x, y, mix)
         return loss.detach(), logits.detach()
 
     @property
@@ -91,12 +113,16 @@ class AutogradEngine:
     def update(self, lr: float) -> None:
         self.optimizer.step(self.grads, lr)
 
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None) -> Step:
         logits = self.model(x)  # (B, features) -> (B, classes)
         if self.config.loss == "nll":
-            loss = F.nll_loss(F.log_softmax(logits, dim=1), y)
+            log_probs = F.log_softmax(logits, dim=1)
+            loss = _mixed_loss(lambda t: F.nll_loss(log_probs, t), y, mix)
         else:
-            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+            smoothing = self.config.label_smoothing
+            loss = _mixed_loss(
+                lambda t: F.cross_entropy(logits, t, label_smoothing=smoothing), y, mix
+            )
         for p in self.params:
             p.grad = None
         loss.backward()
@@ -104,6 +130,27 @@ class AutogradEngine:
 
     def module(self) -> MLP:
         return self.model
+
+    def constrain(self, radius: float) -> None:
+        """Max-norm: each row of each nn.Linear weight (a unit's incoming weights) <= radius."""
+        max_norm_([layer.weight for layer in self.model.linears()], radius, dim=1)
+
+    def averaged(self) -> list[torch.Tensor]:
+        """What a weight average follows: the parameters, then batch norm's running stats."""
+        return self.params + _float_buffers(self.model)
+
+    @torch.no_grad()
+    def module_from(self, tensors: Sequence[torch.Tensor]) -> MLP:
+        """A module (one, reused) holding `tensors` in the places averaged() names."""
+        if self._average_model is None:
+            self._average_model = copy.deepcopy(self.model)
+        model = self._average_model
+        for mine, t in zip(list(model.parameters()) + _float_buffers(model), tensors, strict=True):
+            mine.copy_(t)
+        for mine, live in zip(model.buffers(), self.model.buffers(), strict=True):
+            if not mine.is_floating_point():
+                mine.copy_(live)
+        return model
 
     def state_dict(self) -> dict[str, Any]:
         model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -155,6 +202,8 @@ class FastEngine:
             return f"fast supports {supported}, got {spec.activation}; use engine autograd"
         if spec.dropout or spec.batch_norm:
             return "fast supports neither dropout nor batch norm; use engine autograd"
+        if spec.input_dropout:
+            return "fast has no input dropout; use engine autograd"
         return None
 
     def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
@@ -182,17 +231,18 @@ class FastEngine:
         self.deltas = [torch.empty(rows, n, **like) for n in sizes]  # d loss / d z
         # scatter_add_ source: -(1 - smoothing) at each row's true class
         self.hit = torch.full((rows, 1), config.label_smoothing - 1.0, **like)
+        self._average_model: MLP | None = None  # built when a weight average is first read
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         loss, logits = self.forward_backward(x, y)
         self.update(lr)
         return loss, logits
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
         n = len(x)
         outs = [o[:n] for o in self.outs]
         logits = self._forward(x, outs)
-        loss = self._loss_gradient(logits, y, self.deltas[-1][:n])
+        loss = self._loss_gradient(logits, y, self.deltas[-1][:n], mix)
         self._backward(x, outs, n)
         return loss, logits
 
@@ -210,19 +260,24 @@ class FastEngine:
         return outs[last]
 
     def _loss_gradient(
-        self, logits: torch.Tensor, y: torch.Tensor, delta: torch.Tensor
+        self, logits: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mix: Mix | None = None
     ) -> torch.Tensor:
         """The loss, with its gradient w.r.t. the logits written into delta: (softmax -
-        target) / n, where the target is one-hot, smoothed toward uniform by label_smoothing."""
+        target) / n, where the target is one-hot, smoothed toward uniform by label_smoothing;
+        for a mixed batch, lam onehot(y) + (1 - lam) onehot(partner), smoothed alike."""
         n, smoothing = len(y), self.config.label_smoothing
         log_probs = torch.log_softmax(logits, dim=1)
-        loss = -log_probs.gather(1, y.view(-1, 1)).mean()
+        loss = _mixed_loss(lambda t: -log_probs.gather(1, t.view(-1, 1)).mean(), y, mix)
         if smoothing:
             loss = (1.0 - smoothing) * loss - smoothing * log_probs.mean()
         torch.exp(log_probs, out=delta)
         if smoothing:
             delta.sub_(smoothing / logits.shape[1])
-        delta.scatter_add_(1, y.view(-1, 1), self.hit[:n])
+        if mix is None:
+            delta.scatter_add_(1, y.view(-1, 1), self.hit[:n])
+        else:
+            delta.scatter_add_(1, y.view(-1, 1), self.hit[:n] * mix.lam)
+            delta.scatter_add_(1, mix.partner.view(-1, 1), self.hit[:n] * (1.0 - mix.lam))
         delta.mul_(1.0 / n)
         return loss
 
@@ -242,10 +297,30 @@ class FastEngine:
 
     @torch.no_grad()
     def module(self) -> MLP:
-        for layer, w, b in zip(self.model.linears(), self.weights, self.biases, strict=True):
+        return self._load_module(self.model, self.weights, self.biases)
+
+    @staticmethod
+    def _load_module(model: MLP, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]):
+        for layer, w, b in zip(model.linears(), weights, biases, strict=True):
             layer.weight.copy_(w.t())
             layer.bias.copy_(b)
-        return self.model
+        return model
+
+    def constrain(self, radius: float) -> None:
+        """Max-norm: each column of the transposed weights (a unit's incoming ones) <= radius."""
+        max_norm_(self.weights, radius, dim=0)
+
+    def averaged(self) -> list[torch.Tensor]:
+        """What a weight average follows: the transposed weights, then the biases."""
+        return self.weights + self.biases
+
+    @torch.no_grad()
+    def module_from(self, tensors: Sequence[torch.Tensor]) -> MLP:
+        """A module (one, reused) holding `tensors`, laid out as averaged() lays them."""
+        if self._average_model is None:
+            self._average_model = copy.deepcopy(self.model)
+        layers = len(self.weights)
+        return self._load_module(self._average_model, tensors[:layers], tensors[layers:])
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -279,6 +354,8 @@ class ScratchEngine:
             return "scratch supports neither dropout nor batch norm"
         if config.label_smoothing:
             return "scratch has no label smoothing"
+        if spec.input_dropout or config.max_norm or config.ema or config.mixup:
+            return "scratch has no input dropout, max-norm, weight average (ema) or mixup"
         return None
 
     def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
@@ -290,7 +367,8 @@ class ScratchEngine:
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         return self.net.train_step(x, y, lr)
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> Step:
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
+        # cannot_train refuses mixup, so mix is None
         logits, cache = self.net.forward(x)
         self._grads = self.net.backward(cache, y)
         return cross_entropy(logits, y), logits

@@ -7,9 +7,15 @@ through callbacks. The whole split stays on the device; the host waits for it on
 evaluations (float() and int() are sync points), never per step.
 
 Every random stream has its own seeded generator, saved with the state: shuffling (the
-sampler's), augmentation and dropout. state_dict() holds everything needed to continue a run
-exactly; load_state_dict() continues it, and the result is identical to a run that never
-stopped.
+sampler's), augmentation, dropout and mixup. state_dict() holds everything needed to continue
+a run exactly; load_state_dict() continues it, and the result is identical to a run that
+never stopped.
+
+After each optimizer step the max-norm constraint rescales the weights and the weight
+average (ema) takes them in, on every rank alike after a data-parallel step's all-reduce.
+With a weight average, evaluations, the best-by-validation choice and the final model all
+use the average's weights; training goes on from the live ones
+(mlplab.training.techniques).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from mlplab.training.engines import make_engine, resolve_engine
 from mlplab.training.evaluate import Metrics, evaluate
 from mlplab.training.optim import Schedule
 from mlplab.training.state import TrainState
+from mlplab.training.techniques import Mix, WeightAverage, mixup
 
 Record = dict[str, Any]
 
@@ -88,6 +95,8 @@ class Trainer:
         norm: the input normalisation; default: from config.normalization and the data.
         dist: this process's place in a data-parallel job (mlplab.training.distributed),
             whose process group is already up; None for a process on its own.
+        initial: the model to start from (trained in place), built from the config's spec;
+            default: a fresh one, initialised as config.init says.
     """
 
     def __init__(
@@ -98,6 +107,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         norm: Normalization | None = None,
         dist: Distributed | None = None,
+        initial: MLP | None = None,
     ):
         self.started = time.perf_counter()
         self.config, self.data, self.dist = config, data, dist
@@ -132,8 +142,14 @@ class Trainer:
             name: torch.Generator(device=self.device).manual_seed(stream_seed(config.seed, name))
             for name in ("augment", "dropout")
         }
-        self.engine = make_engine(config, self._initial_model(), self.generators["dropout"])
+        if config.mixup:  # on the host: its one number a batch is read without a device sync
+            self.generators["mixup"] = torch.Generator().manual_seed(
+                stream_seed(config.seed, "mixup")
+            )
+        model = self._initial_model(initial)
+        self.engine = make_engine(config, model, self.generators["dropout"])
         self.reducer = StepReducer(self.engine.flat_grads) if dist else None
+        self.average = WeightAverage(config.ema, self.engine.averaged()) if config.ema else None
         self.state = TrainState.start(self.device)
         self.interrupted: str | None = None  # agreed by every rank: training pauses
         self._interrupt_asked: str | None = None  # asked of this rank
@@ -155,12 +171,18 @@ class Trainer:
         keep, held = stratified_split(data.train.y, config.val_size, config.seed)
         return data.train.subset(keep).to(self.device), data.train.subset(held).to(self.device)
 
-    def _initial_model(self) -> MLP:
-        # The init draws from torch's default CPU generator, seeded here and then put back,
-        # so a run starts from the same weights whatever the caller's RNG has done.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            model = init_weights(build_model(self.config.model_spec), self.config.init)
+    def _initial_model(self, initial: MLP | None = None) -> MLP:
+        if initial is None:
+            # The init draws from torch's default CPU generator, seeded here and then put
+            # back, so a run starts from the same weights whatever the caller's RNG has done.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                model = init_weights(build_model(self.config.model_spec), self.config.init)
+        elif initial.spec != self.config.parsed_spec:
+            spec = self.config.parsed_spec
+            raise ConfigError(f"model: the initial model is {initial.spec}, the config's {spec}")
+        else:
+            model = initial
         if self.dist and model.spec.batch_norm:  # check_parallel allowed it: CUDA
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model.to(self.device)
@@ -193,14 +215,18 @@ class Trainer:
         Nothing here depends on the run's length, so a run extended later takes the same
         steps; the closing evaluation belongs to finish().
         """
-        x, y = self._take_batch()
+        x, y, mix = self._take_batch()
         lr = self.schedule(self.state.iteration)
-        loss, logits = self.engine.forward_backward(x, y)
+        if mix is None:
+            loss, logits = self.engine.forward_backward(x, y)
+        else:
+            loss, logits = self.engine.forward_backward(x, y, mix)
         if self.reducer is None:
             self._account(loss, logits, y, lr)
         else:
             self._reduce_step(loss, logits, y, lr)
         self.engine.update(lr)
+        self._after_update()
         self._call("on_step")
         if self.state.iteration % self.eval_every == 0:
             self.evaluate()
@@ -208,7 +234,7 @@ class Trainer:
             self._end_epoch()
         self._call("on_iteration_end")
 
-    def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor, Mix | None]:
         x, y = self.train_split.batch(self.sampler.next(), self.norm)
         if self.config.augment != "none":
             x = augment(
@@ -218,7 +244,24 @@ class Trainer:
                 self.generators["augment"],
                 part=self.sampler.share,
             )
-        return x, y
+        if not self.config.mixup:
+            return x, y, None
+        x, mix = mixup(x, y, self.config.mixup, self.generators["mixup"])
+        return x, y, mix  # training accuracy counts each row against its own label, y
+
+    def _after_update(self) -> None:
+        """What follows each optimizer step: max-norm, then the weight average."""
+        if self.config.max_norm is not None:
+            self.engine.constrain(self.config.max_norm)
+        if self.average is not None:
+            self.average.update()
+
+    def eval_module(self) -> MLP:
+        """The model evaluations score and results keep: the weight average's, when there is
+        one, else the engine's own (live) one."""
+        if self.average is None:
+            return self.engine.module()
+        return self.engine.module_from(self.average.value())
 
     def _account(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, lr: float):
         s = self.state
@@ -275,7 +318,7 @@ class Trainer:
         """The current model's metrics on a split; each rank scores its shard of it."""
         if split is None:
             return None
-        model, classes = self.engine.module(), self.data.num_classes
+        model, classes = self.eval_module(), self.data.num_classes
         if self.dist is None:
             return evaluate(model, split, self.norm, classes)
         world, rank = self.dist.world_size, self.dist.rank
@@ -310,7 +353,7 @@ class Trainer:
 
     def result(self) -> TrainResult:
         s, best = self.state, self.best
-        model = copy.deepcopy(self.engine.module())
+        model = copy.deepcopy(self.eval_module())
         if best is not None and best.weights is not None:
             model.load_state_dict(best.weights)
             val, test = best.val, best.test
@@ -369,6 +412,7 @@ class Trainer:
             "engine": self.engine.state_dict(),
             "generators": {k: g.get_state() for k, g in self.generators.items()},
             "callbacks": {c.name: c.state_dict() for c in self.callbacks if c.name},
+            **({"average": self.average.state_dict()} if self.average else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -383,10 +427,13 @@ class Trainer:
             if theirs != mine:
                 raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
         self._check_length(state["loop"])
+        self._check_techniques(state)
         # the sampler and the engine check what they load, so they go first
         self.sampler.load_state_dict(state["sampler"])
         self.engine.load_state_dict(state["engine"])
         self.state.load_state_dict(state["loop"])
+        if self.average is not None:
+            self.average.load_state_dict(state["average"])
         self.started = time.perf_counter()
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name].cpu())
@@ -394,6 +441,16 @@ class Trainer:
         for callback in self.callbacks:
             if callback.name and callback.name in saved:
                 callback.load_state_dict(saved[callback.name])
+
+    def _check_techniques(self, state: dict[str, Any]) -> None:
+        """A weight average and a mixup stream are in the state exactly when the config
+        asks for them (a resumed run must take the same steps)."""
+        if (self.average is None) != ("average" not in state):
+            had = "has a weight average" if "average" in state else "has no weight average"
+            raise ConfigError(f"ema: the saved state {had}; resume with the run's own ema")
+        if ("mixup" in self.generators) != ("mixup" in state["generators"]):
+            had = "mixes" if "mixup" in state["generators"] else "does not mix"
+            raise ConfigError(f"mixup: the saved run {had} its batches; resume with its mixup")
 
     def _check_length(self, loop: dict[str, Any]) -> None:
         """A run may be extended (or shortened) only where that changes no step it takes."""
@@ -465,6 +522,11 @@ def check_parallel(config: TrainConfig, engine: str, dist: Distributed | None) -
         raise ConfigError(
             f"batch_size: the global batch of {config.batch_size} does not divide evenly "
             f"among {world} processes"
+        )
+    if config.mixup:
+        raise ConfigError(
+            "mixup: pairs images across the whole batch, which a data-parallel run splits "
+            "among its processes; train in one process"
         )
 
 
