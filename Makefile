@@ -32,7 +32,7 @@ system-deps:
 	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }
 
 test: data system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 # Every speed claim of issue 4, measured side by side; writes BENCHMARKS.md (about 20 min).
 bench: $(STAMP)

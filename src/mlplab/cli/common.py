@@ -97,3 +97,16 @@ def download_bar():
             bar.close()
 
     return progress
+
+
+def without_flag(argv: list[str], flag: str) -> list[str]:
+    """argv without `flag VALUE` or `flag=VALUE` (to re-run a command line without it)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out

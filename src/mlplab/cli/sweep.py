@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlplab.cli.common import DATA_DIR_HELP, data_dir
+from mlplab.cli.common import DATA_DIR_HELP, data_dir, without_flag
 from mlplab.errors import ConfigError
 
 SWEEP_ONLY = ("trials", "timeout", "workers", "sampler", "pruner", "seed", "final")
@@ -144,7 +144,7 @@ def _write_sweep_json(plan) -> None:
 def _run_workers(args, workers: int) -> int:
     """This same command, K times as worker processes that share the cores."""
     threads = max(1, (os.cpu_count() or 1) // workers)
-    argv = _without(args.argv, "--workers")
+    argv = without_flag(args.argv, "--workers")
     children = [
         subprocess.Popen(
             [
@@ -171,18 +171,6 @@ def _run_workers(args, workers: int) -> int:
                 child.terminate()
                 child.wait(timeout=30)
     return next((c for c in codes if c), 0)
-
-
-def _without(argv: list[str], flag: str) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == flag:
-            skip = True
-        elif not arg.startswith(flag + "="):
-            out.append(arg)
-    return out
 
 
 def _print_trial(row) -> None:

@@ -7,7 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from mlplab.cli.common import add_config_flags, data_dir, download_bar, interactive
+from mlplab.cli.common import (
+    add_config_flags,
+    data_dir,
+    download_bar,
+    interactive,
+    without_flag,
+)
 
 
 def add_parsers(sub) -> None:
@@ -172,7 +178,7 @@ def _torchrun(args) -> int:
         from mlplab.errors import ConfigError
 
         raise ConfigError(f"--nproc-per-node: must be at least 1, got {args.nproc_per_node}")
-    argv = _without_flag(args.argv, "--nproc-per-node")
+    argv = without_flag(args.argv, "--nproc-per-node")
     command = [
         sys.executable,
         "-m",
@@ -188,19 +194,6 @@ def _torchrun(args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.stdout.flush()
     os.execv(sys.executable, command)  # torchrun takes this process over, signals included
-
-
-def _without_flag(argv: list[str], flag: str) -> list[str]:
-    """argv without `flag VALUE` or `flag=VALUE`."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == flag:
-            skip = True
-        elif not arg.startswith(flag + "="):
-            out.append(arg)
-    return out
 
 
 def _progress():

@@ -159,6 +159,8 @@ def write_html(
     out: Path,
 ) -> Path:
     """OUT/sweep.html: the summary, the trial table and the pictures, in one offline page."""
+    from mlplab.viz.report import STYLE  # the run report's look
+
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header(names))
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
@@ -173,11 +175,7 @@ def write_html(
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1050px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-th {{ background: #eef; }}
-figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+{STYLE}
 .headline {{ font-size: 1.2em; }} code {{ background: #f4f4f4; padding: 2px 4px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>

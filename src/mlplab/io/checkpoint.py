@@ -86,14 +86,19 @@ def weights_path(path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
-    """Load a checkpoint (a run directory or its model.safetensors) into an eval-mode model."""
-    path = weights_path(path)
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors and metadata; CheckpointError naming it if unreadable."""
     try:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    tensors, metadata = decode_safetensors(data, str(path))
+    return decode_safetensors(data, str(path))
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load a checkpoint (a run directory or its model.safetensors) into an eval-mode model."""
+    path = weights_path(path)
+    tensors, metadata = read_safetensors(path)
     try:
         info = json.loads(metadata["mlplab"])
         if not isinstance(info, dict):

@@ -16,7 +16,8 @@ import torch
 
 from mlplab.errors import CheckpointError
 from mlplab.io.atomic import atomic_write
-from mlplab.io.safetensors import decode_safetensors, safetensors_parts
+from mlplab.io.checkpoint import read_safetensors
+from mlplab.io.safetensors import safetensors_parts
 
 if TYPE_CHECKING:
     from mlplab.sklearn.estimator import MLPClassifier
@@ -61,11 +62,7 @@ def _jsonable(value: Any) -> Any:
 def load(cls: type[MLPClassifier], path: str | Path) -> MLPClassifier:
     """The estimator saved at `path`; CheckpointError naming the file if it is not one."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read: {e.strerror or e}") from None
-    tensors, metadata = decode_safetensors(data, str(path))
+    tensors, metadata = read_safetensors(path)
     try:
         meta = json.loads(metadata[KEY])
     except (KeyError, ValueError):

@@ -25,6 +25,14 @@ PICTURES = {
     "mistakes": "Most confident mistakes",
 }
 
+# The look of mlplab's self-contained HTML pages (the run report, the sweep page).
+STYLE = """\
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1050px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { background: #eef; }
+figure { margin: 1.5em 0; } img { max-width: 100%; border: 1px solid #ddd; }"""
+
 
 def plot_run(
     run_dir: str | Path, data: Dataset, only: tuple[str, ...] | None = None
@@ -108,11 +116,7 @@ def write_report(run_dir: str | Path, data: Dataset) -> Path:
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1050px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-th {{ background: #eef; }}
-figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+{STYLE}
 .headline {{ font-size: 1.4em; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
