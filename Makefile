@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data system-deps train test bench lint format clean serve
+.PHONY: setup data system-deps train test bench recipes lint format clean serve
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test: data system-deps
 # Every speed claim of issue 4, measured side by side; writes BENCHMARKS.md (about 20 min).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The named recipes in full over 3 seeds: the README's "Best MLPs" table (hours on 2 cores).
+recipes: data system-deps
+	$(BIN)/python -m benchmarks.recipes
 
 # The drawing page for the newest run.
 serve: $(STAMP)

@@ -347,6 +347,7 @@ def test_every_subcommand_help_exits_zero(capsys):
         "serve",
         "runs",
         "sweep",
+        "recipes",
     } == {" ".join(c) for c in commands}
     for command in commands:
         with pytest.raises(SystemExit) as exit_:

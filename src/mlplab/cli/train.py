@@ -24,6 +24,12 @@ def add_parsers(sub) -> None:
         "config.json, metrics.jsonl, model.safetensors and model.json.",
     )
     p.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help="start from a named recipe (mlplab recipes lists them); --config and flags "
+        "override it",
+    )
+    p.add_argument(
         "--config", metavar="FILE.toml", help="read settings from a TOML file; flags override it"
     )
     p.add_argument(
@@ -65,6 +71,12 @@ def config_from_args(args):
     from mlplab.errors import ConfigError
 
     values, source = {}, "config"
+    if args.recipe:
+        from mlplab.experiments.recipes import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        values.update(recipe.train, name=recipe.name)
+        source = f"recipe {recipe.name}"
     if args.config:
         # Merge, then validate once: the file may leave a field for a flag to complete.
         values.update(read_toml(args.config))
@@ -91,8 +103,9 @@ def resume_changes(args) -> dict:
     from mlplab.config import TrainConfig
     from mlplab.errors import ConfigError
 
-    if args.config:
-        raise ConfigError("--config: a resumed run takes its settings from RUN_DIR/config.json")
+    if args.config or args.recipe:
+        flag = "--config" if args.config else "--recipe"
+        raise ConfigError(f"{flag}: a resumed run takes its settings from RUN_DIR/config.json")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     changes = {k: v for k, v in vars(args).items() if k in names}
     if data_dir(args) and "data_dir" not in changes:
