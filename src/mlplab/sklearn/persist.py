@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator  # the estimator module imports this one, not back
 
 from mlplab.errors import CheckpointError
 from mlplab.io.atomic import atomic_write
 from mlplab.io.checkpoint import read_safetensors
 from mlplab.io.safetensors import safetensors_parts
-
-if TYPE_CHECKING:
-    from mlplab.sklearn.estimator import MLPClassifier
 
 FORMAT = "mlplab.sklearn.MLPClassifier/1"
 KEY = "mlplab.sklearn"
@@ -29,7 +27,7 @@ _FITTED = ("n_features_in_", "n_iter_", "t_", "n_layers_", "n_outputs_", "out_ac
 _RECORD = ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_")
 
 
-def save(est: MLPClassifier, path: str | Path) -> Path:
+def save(est: BaseEstimator, path: str | Path) -> Path:
     """Write `est` (fitted) to `path` atomically."""
     tensors = {}
     for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
@@ -59,7 +57,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def load(cls: type[MLPClassifier], path: str | Path) -> MLPClassifier:
+def load(cls: type[BaseEstimator], path: str | Path) -> BaseEstimator:
     """The estimator saved at `path`; CheckpointError naming the file if it is not one."""
     path = Path(path)
     tensors, metadata = read_safetensors(path)
