@@ -330,7 +330,9 @@ def _wait_for_running_trial(sweep_dir: Path, proc, timeout: float = 60) -> str:
 
 
 def test_a_worker_killed_mid_trial_is_failed_by_its_heartbeat_and_retried(tmp_path):
-    space = write_space(tmp_path, "killed", iterations=600, eval_every=30)
+    # 6000 steps of this tiny model take about 2.5 s: time enough to kill the trial after its
+    # first evaluation (600 steps once finished first, in 0.25 s, under a loaded machine).
+    space = write_space(tmp_path, "killed", iterations=6000, eval_every=300)
     command = [str(space), "--trials", "2", "--pruner", "none", "--out", "runs"]
     sweep_dir = tmp_path / "runs" / "sweep-killed"
     proc = subprocess.Popen(

@@ -21,7 +21,7 @@ def _batches(count: int, size: int, seed: int = 0):
         yield x, torch.randint(0, 10, (size,), generator=g)
 
 
-def _pair(config: TrainConfig, total: int = 6):
+def engine_pair(config: TrainConfig):
     """A fast and an autograd engine on copies of one float64 model."""
     torch.manual_seed(0)
     model = build_model(config.model_spec).double()
@@ -45,7 +45,7 @@ CASES = {
 @pytest.mark.parametrize("kw", CASES.values(), ids=CASES.keys())
 def test_fast_engine_matches_autograd_step_for_step(kw):
     config = TrainConfig(batch_size=16, schedule="onecycle", **kw)
-    fast, reference = _pair(config)
+    fast, reference = engine_pair(config)
     schedule = Schedule(config.schedule, config.lr, 6)
     # the last batch is short, as an epoch's last batch is
     for i, (x, y) in enumerate(_batches(6, 16)):
@@ -63,7 +63,7 @@ def test_fast_engine_matches_autograd_step_for_step(kw):
 
 def test_fast_engine_module_is_refreshed_at_every_request():
     config = TrainConfig(model="784-16-10:relu", batch_size=8, optimizer="sgd", lr=0.5)
-    fast, _ = _pair(config)
+    fast, _ = engine_pair(config)
     before = {k: v.clone() for k, v in fast.module().state_dict().items()}
     x, y = next(_batches(1, 8))
     fast.step(x, y, 0.5)

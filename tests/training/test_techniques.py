@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_engines import engine_pair
 
 from conftest import head
 from mlplab.cli import build_parser
 from mlplab.cli.train import config_from_args
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError
-from mlplab.nn.model import build_model
 from mlplab.training.callbacks import Callback
 from mlplab.training.distributed import Distributed
-from mlplab.training.engines import AutogradEngine, FastEngine, resolve_engine
+from mlplab.training.engines import resolve_engine
 from mlplab.training.evaluate import evaluate
 from mlplab.training.techniques import WeightAverage, max_norm_, mixup
 from mlplab.training.trainer import Trainer, check_parallel
@@ -54,15 +54,6 @@ def _batches(count: int, size: int, seed: int = 0):
         yield x, torch.randint(0, 10, (size,), generator=g)
 
 
-def _pair(config: TrainConfig):
-    """A fast and an autograd engine on copies of one float64 model."""
-    torch.manual_seed(0)
-    model = build_model(config.model_spec).double()
-    twin = build_model(config.model_spec).double()
-    twin.load_state_dict(model.state_dict())
-    return FastEngine(config, model), AutogradEngine(config, twin)
-
-
 PAIR_CASES = {
     "max-norm": dict(max_norm=0.5),
     "mixup": dict(mixup=0.4),
@@ -74,7 +65,7 @@ PAIR_CASES = {
 @pytest.mark.parametrize("kw", PAIR_CASES.values(), ids=PAIR_CASES.keys())
 def test_fast_and_autograd_agree_in_float64(kw):
     config = TrainConfig(model="784-32-16-10:relu", optimizer="adam", lr=2e-2, batch_size=16, **kw)
-    fast, reference = _pair(config)
+    fast, reference = engine_pair(config)
     g = torch.Generator().manual_seed(5)
     for x, y in _batches(6, 16):
         state = g.get_state()
