@@ -5,6 +5,9 @@ recipe cannot silently rot between full runs, which are `make recipes`)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +75,31 @@ def test_the_cli_lists_the_recipes_and_runs_one_with_flags_over_it(cli, tmp_path
     bad = cli("train", "--recipe", "nope", cwd=tmp_path)
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("mlplab: error: recipe: unknown 'nope'")
+
+
+def test_every_ablation_variant_is_a_valid_config_one_change_from_its_recipe():
+    from benchmarks.ablation import VARIANTS, variant_config
+
+    for name, variants in VARIANTS.items():
+        train = load_recipe(name).train
+        recipe = variant_config(train, {}, 12)
+        assert variants[0][1] == {}  # the first row is the recipe itself: the baseline
+        for label, change in variants:
+            config = variant_config(train, change, 12)
+            TrainConfig.from_dict(config, f"{name}: {label}")
+            assert (config != recipe) == bool(change), label
+
+
+def test_the_ablation_command_runs_and_prints_its_table(tmp_path):
+    command = [sys.executable, "-m", "benchmarks.ablation", "--variants", "0,1"]
+    done = subprocess.run(
+        [*command, "--iterations", "3", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| the recipe")]
+    assert len(rows) == 1 and "| +0.00 |" in rows[0], done.stdout
+    assert "| without max-norm |" in done.stdout

@@ -540,3 +540,27 @@ def test_show_json_from_a_storage_url(pruned_sweep):
     assert missing.stderr.strip() == (
         f"mlplab: error: {url}: give study 'other'; the studies there: 'tiny'"
     )
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_space_gives_a_valid_config_at_each_corner(path):
+    space = read_space(path)
+    for p in space.params:
+        for value in p.choices or (p.low, p.high):
+            others = {q.name: (q.choices[0] if q.choices else q.low) for q in space.params}
+            space.config_for({**others, p.name: value})
+
+
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if p.stem.startswith("recipe-")])
+def test_a_recipe_sweep_fixes_what_its_recipe_fixes(path):
+    from mlplab.experiments.recipes import load_recipe
+
+    space, train = read_space(path), load_recipe(path.stem.removeprefix("recipe-")).train
+    swept = {p.name for p in space.params}
+    for key, value in space.fixed.items():
+        if key not in ("epochs", "iterations", "eval_every"):  # trials are short
+            assert train.get(key) == value, key
+    assert swept <= set(train), swept - set(train)  # the recipe sets all that was swept
