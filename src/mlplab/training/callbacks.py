@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -24,9 +24,35 @@ from mlplab.errors import CheckpointError
 from mlplab.io.atomic import append_line, atomic_write_text
 from mlplab.io.states import prune_states, save_state, state_path
 from mlplab.training.evaluate import Metrics
+from mlplab.training.state import TrainState
 
-if TYPE_CHECKING:
-    from mlplab.training.trainer import Trainer, TrainResult
+
+class TrainerView(Protocol):
+    """What a callback may use of the Trainer that calls it (the Trainer imports this module,
+    so this one names only the Trainer's surface, never the class)."""
+
+    state: TrainState
+
+    @property
+    def finished(self) -> bool: ...
+
+    def eval_module(self) -> torch.nn.Module: ...
+
+    def stop(self, reason: str, early: bool = True) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+class ResultView(Protocol):
+    """What the metrics log reads of a finished run's TrainResult."""
+
+    iterations: int
+    test: Metrics | None
+    val: Metrics | None
+    seconds: float
+    engine: str
+    best_iteration: int | None
+    stop_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -47,26 +73,26 @@ class Callback:
 
     name: str = ""  # set it when the callback has state to save
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         pass
 
-    def on_step(self, trainer: Trainer) -> None:
+    def on_step(self, trainer: TrainerView) -> None:
         """After each optimizer step; trainer.state.iteration counts the steps taken."""
 
-    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+    def on_evaluate(self, trainer: TrainerView, evaluation: Evaluation) -> None:
         pass
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: dict[str, Any]) -> None:
         pass
 
-    def on_iteration_end(self, trainer: Trainer) -> None:
+    def on_iteration_end(self, trainer: TrainerView) -> None:
         """After everything an iteration does: the state is whole, and saving it here lets a
         run continue exactly."""
 
-    def on_interrupt(self, trainer: Trainer) -> None:
+    def on_interrupt(self, trainer: TrainerView) -> None:
         """Training pauses after this iteration (trainer.interrupt); run() raises next."""
 
-    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_train_end(self, trainer: TrainerView, result: ResultView) -> None:
         pass
 
     def state_dict(self) -> dict[str, Any]:
@@ -88,7 +114,7 @@ class BestByValidation(Callback):
         self.val: Metrics | None = None
         self.test: Metrics | None = None
 
-    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+    def on_evaluate(self, trainer: TrainerView, evaluation: Evaluation) -> None:
         val = evaluation.val
         if val is None or not val.accuracy > self.accuracy:
             return
@@ -125,7 +151,7 @@ class EarlyStopping(Callback):
         self.best = -math.inf
         self.bad_evaluations = 0
 
-    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+    def on_evaluate(self, trainer: TrainerView, evaluation: Evaluation) -> None:
         if evaluation.val is None:
             return
         if evaluation.val.accuracy > self.best:
@@ -160,19 +186,19 @@ class MetricsLog(Callback):
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: TrainerView) -> None:
         atomic_write_text(self.path, "".join(_line(r) for r in trainer.state.records))
 
     def _append(self, record: dict[str, Any]) -> None:
         append_line(self.path, _line(record))
 
-    def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
+    def on_evaluate(self, trainer: TrainerView, evaluation: Evaluation) -> None:
         self._append(evaluation.record)
 
-    def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: TrainerView, record: dict[str, Any]) -> None:
         self._append(record)
 
-    def on_train_end(self, trainer: Trainer, result: TrainResult) -> None:
+    def on_train_end(self, trainer: TrainerView, result: ResultView) -> None:
         self._append(final_record(result))
 
 
@@ -193,7 +219,7 @@ class StateCheckpoints(Callback):
         self.folder, self.every, self.keep = Path(folder), every, keep
         self.saved: int | None = None
 
-    def on_iteration_end(self, trainer: Trainer) -> None:
+    def on_iteration_end(self, trainer: TrainerView) -> None:
         s = trainer.state
         if self.every is None:
             due = s.last_eval == s.iteration
@@ -202,11 +228,11 @@ class StateCheckpoints(Callback):
         if due or trainer.finished:
             self.save(trainer)
 
-    def on_interrupt(self, trainer: Trainer) -> None:
+    def on_interrupt(self, trainer: TrainerView) -> None:
         if self.saved != trainer.state.iteration:
             self.save(trainer)
 
-    def save(self, trainer: Trainer) -> Path:
+    def save(self, trainer: TrainerView) -> Path:
         path = state_path(self.folder, trainer.state.iteration)
         try:
             save_state(path, trainer.state_dict())
@@ -219,7 +245,7 @@ class StateCheckpoints(Callback):
         return path
 
 
-def final_record(result: TrainResult) -> dict[str, Any]:
+def final_record(result: ResultView) -> dict[str, Any]:
     """The `final` line of metrics.jsonl: the chosen evaluation's metrics and the engine."""
     final: dict[str, Any] = {"kind": "final", "iteration": result.iterations}
     if result.test is not None:
