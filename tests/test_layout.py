@@ -24,7 +24,7 @@ LAYERS = (
     ("mlplab.config",),
     ("mlplab.training",),
     ("mlplab.use", "mlplab.viz", "mlplab.experiments", "mlplab.sklearn"),
-    ("mlplab.serve",),
+    ("mlplab.serve", "mlplab.lab"),
     ("mlplab.cli", "mlplab.__main__"),
 )
 

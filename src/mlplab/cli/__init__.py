@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 import warnings
 
-from mlplab.cli import data, experiments, models, recipes, runs, sweep, train, use, viz
+from mlplab.cli import data, experiments, lab, models, recipes, runs, sweep, train, use, viz
 from mlplab.cli.common import Parser
 from mlplab.errors import MlplabError, MlplabWarning
 
-GROUPS = (train, runs, models, data, viz, experiments, recipes, sweep, use)  # --help order
+GROUPS = (train, runs, models, data, viz, experiments, recipes, sweep, use, lab)  # --help order
 
 
 def build_parser() -> Parser:

@@ -53,6 +53,40 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
+def config_from_args(args):
+    """The TrainConfig of a command line: the TOML file, if any, then the flags over it."""
+    from mlplab.config import TrainConfig, read_toml
+    from mlplab.data.registry import REGISTRY
+    from mlplab.errors import ConfigError
+
+    values, source = {}, "config"
+    if args.recipe:
+        from mlplab.experiments.recipes import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        values.update(recipe.train, name=recipe.name)
+        source = f"recipe {recipe.name}"
+    if args.config:
+        # Merge, then validate once: the file may leave a field for a flag to complete.
+        values.update(read_toml(args.config))
+        source = args.config
+    given = vars(args)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values.update({k: v for k, v in given.items() if k in names})
+    # A preset on the command line replaces a model from the file, and the other way round.
+    for flag, other in (("preset", "model"), ("model", "preset")):
+        if flag in given and other not in given:
+            values[other] = None
+    if values.get("data_dir") in (None, ""):  # not [] or false: the type check names those
+        values["data_dir"] = data_dir(args)
+    config = TrainConfig.from_dict(values, source)
+    if config.dataset not in REGISTRY:
+        raise ConfigError(
+            f"dataset: unknown {config.dataset!r}; choose one of: {', '.join(REGISTRY)}"
+        )
+    return config
+
+
 def data_dir(args) -> str | None:
     """--data-dir, else $MLPLAB_DATA, else None; a folder named but missing is an error that
     says where the name came from (mlplab does not create it: a typo would hide the data)."""

@@ -81,19 +81,46 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return values
 
 
-@contextmanager
-def locked(run_dir: str | Path) -> Iterator[None]:
-    """Hold the run's lock for the block; another process holding it is an error."""
-    path = Path(run_dir) / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+class RunLock:
+    """The run's lock (flock on RUN/.lock), taken and given back as often as needed; a
+    process that dies gives it back too. Another process holding it is an error."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            return
+        fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise MlplabError(f"{run_dir}: another mlplab process is training this run") from None
+            os.close(fd)
+            raise MlplabError(
+                f"{self.run_dir}: another mlplab process is training this run"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock, as the process's death would
+            self._fd = None
+
+
+@contextmanager
+def locked(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run's lock for the block; another process holding it is an error."""
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock, as the process's death would
+        lock.release()
 
 
 def is_running(run_dir: str | Path) -> bool:

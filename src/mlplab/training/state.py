@@ -35,6 +35,8 @@ class TrainState:
     seconds: float = 0.0  # training time before this process took over
     stop_reason: str | None = None
     stopped_early: bool = False
+    # learning rates set during the run (Trainer.set_lr): [iteration, the schedule's new base]
+    lr_changes: list[list[float]] = field(default_factory=list)
 
     @classmethod
     def start(cls, device: torch.device) -> TrainState:
@@ -59,6 +61,7 @@ class TrainState:
             "seconds": self.seconds,
             "stop_reason": self.stop_reason,
             "stopped_early": self.stopped_early,
+            "lr_changes": [list(c) for c in self.lr_changes],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -76,3 +79,5 @@ class TrainState:
         self.seconds = float(state["seconds"])
         self.stop_reason = state["stop_reason"]
         self.stopped_early = bool(state["stopped_early"])
+        # states written before lr changes existed have none
+        self.lr_changes = [[int(i), float(lr)] for i, lr in state.get("lr_changes", [])]

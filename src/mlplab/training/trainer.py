@@ -21,7 +21,9 @@ use the average's weights; training goes on from the live ones
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -359,7 +361,8 @@ class Trainer:
             val, test = best.val, best.test
         else:
             val, test = (
-                Metrics.from_dict(m) if m else None for m in (s.latest["val"], s.latest["test"])
+                Metrics.from_dict(m) if m else None
+                for m in (s.latest.get("val"), s.latest.get("test"))  # none before an evaluation
             )
         return TrainResult(
             model=model.eval(),
@@ -381,6 +384,24 @@ class Trainer:
         if self.state.stop_reason is None:
             self.state.stop_reason = reason
             self.state.stopped_early = early
+
+    def set_lr(self, lr: float) -> float:
+        """Train at learning rate `lr` from the next step on; returns it as the schedule
+        gives it. The schedule keeps its shape, scaled so that it passes through `lr` now
+        (for onecycle, the peak moves with it). The change is saved with the state, so a
+        resumed run takes the same steps."""
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
+            raise ConfigError(f"lr: must be a finite number, got {lr!r}")
+        if lr <= 0:
+            raise ConfigError(f"lr: must be positive, got {lr}")
+        now = self.state.iteration
+        shape = self.schedule(now) / self.schedule.lr
+        if not shape > 0:
+            raise ConfigError(f"lr: the {self.schedule.kind} schedule is at 0 at step {now}")
+        base = float(lr) / shape
+        self.state.lr_changes.append([now, base])
+        self.schedule = dataclasses.replace(self.schedule, lr=base)
+        return self.schedule(now)
 
     def interrupt(self, reason: str) -> None:
         """Ask training to pause after the current step (a signal handler calls this); run()
@@ -432,6 +453,8 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.engine.load_state_dict(state["engine"])
         self.state.load_state_dict(state["loop"])
+        if self.state.lr_changes:
+            self.schedule = dataclasses.replace(self.schedule, lr=self.state.lr_changes[-1][1])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
         self.started = time.perf_counter()
