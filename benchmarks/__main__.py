@@ -111,6 +111,7 @@ SCRIPTS = (
     ("6. scikit-learn: mlplab.MLPClassifier against MLPClassifier", "sklearn_fit", []),
     ("7. Sweeps: Optuna's bookkeeping per trial", "sweep_overhead", []),
     ("8. Soak: mlplab serve under a mixed load", "soak", []),
+    ("9. The lab: training with the page open", "lab", []),
 )
 
 

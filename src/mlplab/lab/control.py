@@ -39,6 +39,7 @@ class LabControl(Callback):
         self._stepped = False  # gradients exist only once this process has taken a step
 
     def on_train_begin(self, trainer) -> None:
+        trainer.started = time.perf_counter()  # the run's clock: the wait for play is not training
         s = trainer.state
         self._window = (float(s.loss_total), s.seen, s.iteration)
 

@@ -83,10 +83,11 @@ class LiveRun:
                 self._curve, self._stride = self._curve[::2], self._stride * 2
         elif kind == "eval":
             self._evals.append(data)
-        elif kind == "begin":  # a new run: the history starts again
-            self._curve, self._evals, self._latest = [], [], {}
+        elif kind == "begin":  # a new run: the history starts again (the lab's status goes on)
+            self._curve, self._evals = [], []
+            self._latest = {k: v for k, v in self._latest.items() if k == "status"}
             self._stride, self._seen, self._snapshot = 1, 0, None
-        if kind in ("status", "confusion", "begin"):
+        if kind in ("status", "confusion", "begin", "metrics"):
             self._latest[kind] = data
 
     def history(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -233,8 +234,10 @@ class LabSession:
         self._save_paused()
         self._publish_status("paused")
         self.lock.release()
+        paused = time.perf_counter()
         while self.wants_pause() and self._replacement is None:
             self.take_commands(block=True)
+        self.trainer.started += time.perf_counter() - paused  # a pause is not training time
         if self._replacement is None:
             self._retake_lock()
             self._publish_status("playing")

@@ -12,6 +12,7 @@ import concurrent.futures
 import dataclasses
 import json
 import re
+import typing
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,11 @@ from mlplab.training.evaluate import predict_logits
 from mlplab.training.trainer import Trainer
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+FLOATS = {
+    n
+    for n, hint in typing.get_type_hints(TrainConfig).items()
+    if float in typing.get_args(hint) or hint is float
+}
 LAB_SETS = ("out", "data_dir", "threads", "device")  # the lab's own, from its command line
 NAMES = FIELDS | {"label", "layer", "unit", "pixels", "png", "test_index", "action", "spec"}
 MAX_PNG = 4 * 1024 * 1024
@@ -73,7 +79,10 @@ def config_of(session: LabSession, doc: dict[str, Any]) -> TrainConfig:
     for name in doc:
         if name in LAB_SETS:
             raise ConfigError(f"{name}: set by the lab's command line, not the page")
-    return session.base_config(**doc)
+    # JSON from a page writes 1.0 as 1; the CLI reads a float flag as a float, so its
+    # messages say -1.0: the page's say the same
+    fields = {k: float(v) if k in FLOATS and type(v) is int else v for k, v in doc.items()}
+    return session.base_config(**fields)
 
 
 def positive_int(doc: dict[str, Any], name: str) -> int:

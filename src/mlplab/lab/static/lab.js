@@ -153,11 +153,25 @@ function parseValue(text) {
   return text !== "" && !Number.isNaN(n) ? n : text;
 }
 
+// Fields the form has no control for, which a rebuild must keep: those that differ from the
+// defaults, less the ones the lab's own command line sets.
+const KEPT_ELSEWHERE = ["model", "preset", "out", "data_dir", "threads", "device"];
+
 function formFromConfig(config) {
   setForm(config);
   extras = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (FORM.includes(k) || KEPT_ELSEWHERE.includes(k)) continue;
+    if (JSON.stringify(v) !== JSON.stringify(lab.choices.defaults[k])) extras[k] = v;
+  }
+  showExtras("the run");
   $("spec").value = config.model || lab.choices.presets[config.preset || "quickstart-512"].spec;
   specTyped();
+}
+
+function showExtras(source) {
+  $("extras").textContent = Object.keys(extras).length ?
+    `Also from ${source}: ` + Object.entries(extras).map(([k, v]) => `${k}=${v}`).join(", ") : "";
 }
 
 function startFrom(name) {
@@ -176,8 +190,7 @@ function startFrom(name) {
     setForm({ ...lab.choices.defaults, ...train });
     $("spec").value = train.model || lab.choices.presets[train.preset || "quickstart-512"].spec;
   }
-  $("extras").textContent = Object.keys(extras).length ?
-    "Also from " + key + ": " + Object.entries(extras).map(([k, v]) => `${k}=${v}`).join(", ") : "";
+  showExtras(key);
   specTyped();
 }
 
@@ -230,6 +243,8 @@ function drawDiagram(spec) {
 // --- live: state and events --------------------------------------------------------------
 
 function lossChart(curve) {
+  lossPoints = { x: [], y: [] };
+  pending.delete("loss");
   Plotly.react("chart-loss", [{
     x: curve.map((p) => p[0]), y: curve.map((p) => p[1]), mode: "lines", name: "training loss",
   }], { title: { text: "training loss" }, margin: MARGIN, xaxis: { title: { text: "step" } },
@@ -270,6 +285,7 @@ function onStatus(data) {
   $("total").textContent = data.total;
   $("epoch").textContent = data.epoch;
   $("status").textContent = data.status;
+  if (data.status !== "playing") $("speed").textContent = "";
   $("message").textContent = data.message ? "· " + data.message : "";
   if (data.lr != null && document.activeElement !== $("live-lr")) $("live-lr").value = +data.lr.toPrecision(4);
   if (data.run_dir) $("run-info").textContent = $("run-info").textContent.replace(
@@ -277,22 +293,55 @@ function onStatus(data) {
   document.body.dataset.status = data.status;
 }
 
+// Drawing waits for the next frame, at most every DRAW_EVERY ms, and draws only the newest of
+// each kind: a page on a busy machine skips pictures instead of falling behind the stream.
+const DRAW_EVERY = 120;
+const pending = new Map();
+let drawTimer = 0;
+let lossPoints = { x: [], y: [] };
+
+function later(kind, draw) {
+  pending.set(kind, draw);
+  if (!drawTimer) drawTimer = setTimeout(() => requestAnimationFrame(drawPending), DRAW_EVERY);
+}
+
+function drawPending() {
+  drawTimer = 0;
+  const draws = [...pending.values()];
+  pending.clear();
+  for (const draw of draws) draw();
+}
+
 function onMetrics(data) {
+  onMetricsText(data);
+  if (data.train_loss == null) return;
+  lossPoints.x.push(data.iteration);
+  lossPoints.y.push(data.train_loss);
+  later("loss", () => {
+    Plotly.extendTraces("chart-loss", { x: [lossPoints.x], y: [lossPoints.y] }, [0]);
+    lossPoints = { x: [], y: [] };
+  });
+}
+
+function onMetricsText(data) {
   lab.iteration = data.iteration;
   $("iteration").textContent = data.iteration;
   $("epoch").textContent = data.epoch;
   if (data.steps_per_second) $("speed").textContent = `· ${data.steps_per_second} steps/s`;
   if (document.activeElement !== $("live-lr")) $("live-lr").value = +data.lr.toPrecision(4);
-  if (data.train_loss != null) Plotly.extendTraces("chart-loss", { x: [[data.iteration]], y: [[data.train_loss]] }, [0]);
 }
 
 function onEval(data) {
   lab.evals.push(data);
-  accChart(lab.evals);
+  later("eval", () => accChart(lab.evals));
 }
 
 function onSnapshot(data) {
   lab.snapshot = data;
+  later("snapshot", () => drawSnapshot(data));
+}
+
+function drawSnapshot(data) {
   drawTiles(data.tiles);
   const names = data.layers.map((l) => l.name);
   Plotly.react("chart-norms", [
@@ -326,12 +375,17 @@ function drawHistogram() {
 
 function onConfusion(data) {
   lab.confusion = data;
+  later("confusion", () => drawConfusion(data));
+}
+
+function drawConfusion(data) {
   const total = data.matrix.flat().reduce((a, b) => a + b, 0);
   $("confusion-info").textContent = `(step ${data.iteration}: ${data.accuracy.toFixed(2)}% of ${total})`;
   const names = lab.classes.map(String);
   Plotly.react("chart-confusion", [{
     z: data.matrix.map((row) => row.map((v) => (v ? Math.log10(v + 1) : 0))), x: names, y: names,
-    text: data.matrix, texttemplate: "%{text}", type: "heatmap", colorscale: "Blues", showscale: false,
+    text: data.matrix, texttemplate: "%{text}", type: "heatmap", showscale: false,
+    colorscale: [[0, "#ffffff"], [0.35, "#c6dbef"], [1, "#08306b"]],
     hovertemplate: "true %{y}, predicted %{x}: %{text}<extra></extra>",
   }], { margin: { l: 70, r: 10, t: 10, b: 60 }, xaxis: { title: { text: "predicted" } },
     yaxis: { title: { text: "true" }, autorange: "reversed" } }, PLOT);
@@ -382,6 +436,7 @@ async function loadState() {
   lab.evals = state.evals;
   accChart(state.evals);
   if (state.status) onStatus(state.status);
+  if (state.metrics && state.metrics.iteration > lab.iteration) onMetricsText(state.metrics);
   if (state.snapshot) onSnapshot(state.snapshot);
   if (state.confusion) onConfusion(state.confusion);
   lastEventId = state.last_event_id;
@@ -459,7 +514,7 @@ function showInside(result) {
   $("input-info").textContent = `predicted ${result.classes[best]} (${(100 * result.probs[best]).toFixed(1)}%)` +
     (result.label != null ? ` · label ${result.classes[result.label]}` : "") + ` · step ${result.iteration}`;
   Plotly.react("chart-probs", [{ x: result.classes.map(String), y: result.probs, type: "bar" }],
-    { title: { text: "softmax" }, margin: MARGIN, yaxis: { range: [0, 1] } }, PLOT);
+    { title: { text: "softmax" }, margin: MARGIN, xaxis: { type: "category" }, yaxis: { range: [0, 1] } }, PLOT);
   $("grad-label").value = result.label != null ? result.label : best;
   drawStrips(result.layers);
   if (lab.unit) showUnit(lab.unit.layer, lab.unit.unit);

@@ -1,0 +1,790 @@
+"""`mlplab lab` trains as fast as `mlplab train` with its page open, and stays responsive.
+
+Claims, for the default job (`mlplab train` with no model flags: 784-512-512-10, 944
+iterations) on this machine, measured side by side in one run:
+
+1. Trained through the lab with the page open in a real browser (headless Debian chromium
+   driven by Playwright; the page is open once `body[data-ready=true]` appears, and its
+   `#play` button starts training), it runs at >= 90% of `mlplab train`'s steps per second
+   (median over the repeats; steps/s = iterations / the "seconds" of metrics.jsonl's final
+   line, which both commands write). The lab without a browser (play by POST, an SSE client
+   reading /api/events in a thread) is a third column, so the browser's own CPU cost shows.
+2. /healthz answers with p99 <= 100 ms while the lab trains with the page open (a client
+   requests it every 20 ms, a new connection each time, from play to the final line).
+3. The lab's memory stays flat with the page open through a whole run: its RSS, sampled every
+   0.5 s, grows by at most 10% from the end of the run's first quarter (the last sample at or
+   before play + a quarter of the time from play to the final line) to its end (the last
+   sample at or before the final line). And a vanished browser (a TCP connection that sent a
+   GET for /api/events and never reads) neither stops training nor slows it: the run
+   finishes at >= 90% of the steps per second of the lab without a browser.
+
+The runs interleave (train, lab with the page open, lab without a browser, lab with a
+vanished browser, then again) so that a change in the machine's load hits every column.
+Every command is a subprocess of its own, with the same --threads (default: none given, and
+OMP_NUM_THREADS unset: torch's default), bounded by --timeout and killed with its process
+group at the end. Prints a markdown section; exits 1 if a claim fails or a run does.
+
+    python -m benchmarks.lab [--iterations N] [--repeats 3] [--threads N] [--smoke]
+
+The browser, the clients and this script run on the same machine: their share of the cores
+is part of the numbers (which is the point of the browser column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from benchmarks.harness import ROOT, cpu_model, git_commit, load_average
+from benchmarks.report import table
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+READY = re.compile(r"mlplab lab: (http://\S+/)")
+DEFAULT_ITERATIONS = 944  # what the default job runs; only for the text when none is given
+SMOKE_ITERATIONS, SMOKE_REPEATS = 60, 1
+MODES = {
+    "train": "`mlplab train`",
+    "page": "`mlplab lab`, page open in chromium",
+    "bare": "`mlplab lab`, no browser (POST play, SSE reader)",
+    "vanished": "`mlplab lab`, vanished browser (unread /api/events)",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lab", description=__doc__)
+    parser.add_argument(
+        "--iterations", type=int, help="shorten every run to N iterations (default: the full job)"
+    )
+    parser.add_argument("--repeats", type=int, help="rounds of the four runs (default 3)")
+    parser.add_argument(
+        "--threads", type=int, help="--threads N for both commands, and OMP_NUM_THREADS=N"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds one run may take (default 600)"
+    )
+    parser.add_argument("--min-ratio", type=float, default=0.90)
+    parser.add_argument("--healthz-every", type=float, default=0.020, help="seconds (0.020)")
+    parser.add_argument("--healthz-p99-ms", type=float, default=100.0)
+    parser.add_argument("--rss-every", type=float, default=0.5, help="seconds (0.5)")
+    parser.add_argument("--max-rss-growth", type=float, default=0.10)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"{SMOKE_ITERATIONS} iterations, {SMOKE_REPEATS} repeat, no warm-up: every row, "
+        "no meaning",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.iterations = args.iterations or SMOKE_ITERATIONS
+        args.repeats = args.repeats or SMOKE_REPEATS
+    args.repeats = args.repeats or 3
+    return args
+
+
+# --- subprocesses ------------------------------------------------------------------------
+
+
+def child_env(threads: int | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
+def config_flags(args: argparse.Namespace, out: Path) -> list[str]:
+    """The flags both commands get: the same job, the same threads, a fresh --out."""
+    flags = ["--out", str(out)]
+    if args.iterations:
+        flags += ["--iterations", str(args.iterations)]
+    if args.threads:
+        flags += ["--threads", str(args.threads)]
+    return flags
+
+
+class Child:
+    """A subprocess in a session (process group) of its own, its output in a file, always
+    ended: SIGTERM to the group, then SIGKILL if it is still there after `grace` seconds."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path):
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.stopped_by: str | None = None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 6) -> str:
+        return " / ".join(self.output().strip().splitlines()[-lines:])
+
+    def stop(self, grace: float = 30.0) -> int | None:
+        """End the group (SIGTERM, then SIGKILL); the exit status."""
+        try:
+            if self.proc.poll() is None:
+                self._signal(signal.SIGTERM)
+                self.stopped_by = "SIGTERM"
+                try:
+                    self.proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    self.stopped_by = f"SIGKILL ({grace:.0f} s after SIGTERM)"
+                    self._signal(signal.SIGKILL)
+                    self.proc.wait(10)
+            else:
+                self._signal(signal.SIGKILL)  # anything it left behind in its group
+        finally:
+            self._log.close()
+        return self.proc.returncode
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def final_record(out: Path) -> dict | None:
+    """The "final" line of the run's metrics.jsonl under `out`, once it is there."""
+    for path in out.glob("*/metrics.jsonl"):
+        try:
+            lines = path.read_text().strip().splitlines()
+            last = json.loads(lines[-1]) if lines else None
+        except (OSError, json.JSONDecodeError):
+            continue
+        if last and last.get("kind") == "final":
+            return last
+    return None
+
+
+def wait_for(what: str, check: Callable, deadline: float, child: Child, every: float = 0.1):
+    """Poll check() until it returns something; RuntimeError if the child dies or time is up."""
+    while True:
+        found = check()
+        if found:
+            return found
+        if child.proc.poll() is not None:
+            raise RuntimeError(f"exited {child.proc.returncode} before {what}: {child.tail()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {what} within the timeout: {child.tail()}")
+        time.sleep(every)
+
+
+@dataclass
+class Result:
+    """One run: its mode, the final record's numbers, and what was watched on the way."""
+
+    mode: str
+    iterations: int = 0
+    seconds: float = 0.0
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since play, bytes)
+    play_to_final: float = 0.0
+    healthz_ms: list[float] = field(default_factory=list)
+    healthz_errors: int = 0
+    events: int = 0
+    page_errors: list[str] = field(default_factory=list)
+    exit: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.iterations / self.seconds if self.seconds else 0.0
+
+
+def run_train(args: argparse.Namespace, tmp: Path, index: int) -> Result:
+    out = tmp / f"train-{index}"
+    command = [sys.executable, "-m", "mlplab", "train", *config_flags(args, out)]
+    child = Child(command, child_env(args.threads), tmp / f"train-{index}.log")
+    try:
+        deadline = time.monotonic() + args.timeout
+        while child.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if child.proc.poll() is None:
+            raise RuntimeError(f"mlplab train: not done in {args.timeout:.0f} s: {child.tail()}")
+        if child.proc.returncode:
+            raise RuntimeError(f"mlplab train exited {child.proc.returncode}: {child.tail()}")
+    finally:
+        child.stop()
+    final = final_record(out)
+    if final is None:
+        raise RuntimeError(f"mlplab train wrote no final record: {child.tail()}")
+    return Result("train", int(final["iteration"]), float(final["seconds"]), exit="0")
+
+
+# --- the lab and its clients -------------------------------------------------------------
+
+
+def get_json(url: str, timeout: float = 10.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def post_json(url: str, doc: dict, timeout: float = 10.0) -> dict:
+    body = json.dumps(doc).encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class Sampler(threading.Thread):
+    """Calls fn() every `every` seconds on a thread of its own until stop()."""
+
+    def __init__(self, every: float, fn: Callable[[], None], name: str):
+        super().__init__(name=name, daemon=True)
+        self.every, self.fn = every, fn
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        next_at = time.perf_counter()
+        while not self._halt.is_set():
+            self.fn()
+            next_at += self.every
+            delay = next_at - time.perf_counter()
+            if delay < 0:  # fell behind (a slow request): go on from now, no burst
+                next_at, delay = time.perf_counter(), 0.0
+            self._halt.wait(delay)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+
+class RssProbe:
+    """The lab process's resident set size, (time since play, bytes); time starts at zero
+    until play() says otherwise, so samples before play have negative times."""
+
+    def __init__(self, pid: int, every: float):
+        self.process = psutil.Process(pid)
+        self.samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        self.t0 = time.perf_counter()
+        self.thread = Sampler(every, self.sample, "rss")
+        self.thread.start()
+
+    def play(self) -> None:
+        self.t0 = time.perf_counter()
+        with self._lock:
+            self.samples = [(t - self.t0, rss) for t, rss in self.samples]
+        self.sample()
+
+    def sample(self) -> None:
+        try:
+            rss = self.process.memory_info().rss
+        except psutil.Error:
+            return
+        with self._lock:
+            self.samples.append((time.perf_counter() - self.t0, rss))
+
+    def stop(self) -> None:
+        self.thread.stop()
+
+
+class Healthz:
+    """GET /healthz every `every` seconds, a new connection each time; latencies in ms."""
+
+    def __init__(self, port: int, every: float, timeout: float = 5.0):
+        self.port, self.timeout = port, timeout
+        self.ms: list[float] = []
+        self.errors = 0
+        self.thread = Sampler(every, self.once, "healthz")
+        self.thread.start()
+
+    def once(self) -> None:
+        start = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                ok = response.status == 200 and json.loads(response.read()) == {"status": "ok"}
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException, ValueError):
+            ok = False
+        if ok:
+            self.ms.append((time.perf_counter() - start) * 1000)
+        else:
+            self.errors += 1
+
+    def stop(self) -> None:
+        self.thread.stop()
+
+
+class SseReader(threading.Thread):
+    """A client that reads /api/events as fast as it comes and counts the events."""
+
+    def __init__(self, port: int):
+        super().__init__(name="sse", daemon=True)
+        self.port, self.events = port, 0
+        self._halt = threading.Event()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(get_request(port))
+        self.sock.settimeout(0.5)
+        self.start()
+
+    def run(self) -> None:
+        tail = b""
+        while not self._halt.is_set():
+            try:
+                data = self.sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            chunk = tail + data
+            self.events += len(re.findall(rb"(?:^|\n)id: ", chunk))
+            tail = chunk[-8:]
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+        self.sock.close()
+
+
+def get_request(port: int) -> bytes:
+    return (
+        f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+    ).encode()
+
+
+def vanished_browser(port: int) -> socket.socket:
+    """A connection that asks for the event stream and never reads it: a page whose tab hung
+    or whose laptop slept. A small receive buffer makes the server's side fill up soon."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(get_request(port))
+    return sock
+
+
+def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> Result:
+    """One lab run in `mode` (page, bare, vanished), from start to its final line; the lab
+    ended afterwards."""
+    out = tmp / f"{mode}-{index}"
+    command = [sys.executable, "-m", "mlplab", "lab", "--port", "0", *config_flags(args, out)]
+    child = Child(command, child_env(args.threads), tmp / f"{mode}-{index}.log")
+    result = Result(mode)
+    deadline = time.monotonic() + args.timeout
+    opened: list = []  # what to close, newest first: threads, sockets, the browser
+    rss = None
+    try:
+        found = wait_for("its address", lambda: READY.search(child.output()), deadline, child)
+        url = found.group(1)
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        rss = RssProbe(child.proc.pid, args.rss_every)
+        opened.append(rss.stop)
+        health = None
+        if mode == "page":
+            browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+            opened.append(browser.close)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda e: result.page_errors.append(str(e)))
+            page.goto(url, timeout=60_000)
+            page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+            page.click("#play")
+            health = Healthz(port, args.healthz_every)
+            opened.append(health.stop)
+        else:
+            if mode == "bare":
+                reader = SseReader(port)
+                opened.append(reader.stop)
+            else:
+                opened.append(vanished_browser(port).close)
+            reply = post_json(url + "api/control", {"action": "play"})
+            if not reply.get("ok"):
+                raise RuntimeError(f"POST /api/control play: {reply}")
+        rss.play()
+        final = wait_for("final line in metrics.jsonl", lambda: final_record(out), deadline, child)
+        result.play_to_final = time.perf_counter() - rss.t0
+        rss.sample()
+        if health is not None:
+            health.stop()
+            result.healthz_ms, result.healthz_errors = health.ms, health.errors
+        status = wait_for(
+            "status finished in /api/state",
+            lambda: _finished(url),
+            min(deadline, time.monotonic() + 60),
+            child,
+            every=0.2,
+        )
+        result.iterations, result.seconds = int(final["iteration"]), float(final["seconds"])
+        if status["iteration"] != result.iterations:
+            result.notes.append(
+                f"/api/state says iteration {status['iteration']}, the final line "
+                f"{result.iterations}"
+            )
+        if mode == "bare":
+            result.events = reader.events
+    finally:
+        for close in reversed(opened):
+            try:
+                close()
+            except Exception as e:  # cleanup goes on; the run has its result or its error
+                result.notes.append(f"closing: {type(e).__name__}: {e}")
+        result.rss = list(rss.samples) if rss else []
+        code = child.stop()
+        result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
+        if "Traceback" in child.output():
+            result.notes.append(f"the lab's log has a traceback: {child.tail(3)}")
+    return result
+
+
+def _finished(url: str) -> dict | None:
+    try:
+        status = get_json(url + "api/state").get("status") or {}
+    except (OSError, ValueError):
+        return None
+    if status.get("status") == "error":
+        raise RuntimeError(f"the lab reports an error: {status.get('message')}")
+    return status if status.get("status") == "finished" else None
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("Debian's chromium is needed (apt-get install chromium)")
+    return path
+
+
+# --- numbers -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def rss_growth(result: Result) -> dict:
+    """RSS at the first sample after play, at the end of the first quarter, at the end, and
+    the growth from the quarter to the end (see the module docstring)."""
+    during = [(t, rss) for t, rss in result.rss if 0 <= t <= result.play_to_final]
+    if not during:
+        return {}
+    quarter = result.play_to_final / 4
+    q1 = [rss for t, rss in during if t <= quarter][-1]
+    first, end = during[0][1], during[-1][1]
+    return {
+        "first": first,
+        "quarter": q1,
+        "end": end,
+        "max": max(rss for _, rss in during),
+        "growth": end / q1 - 1,
+        "growth_first": end / first - 1,
+        "samples": len(during),
+    }
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def report(args, results: list[Result], failure: str | None, facts: dict) -> tuple[str, bool]:
+    """The markdown section, and whether every claim held."""
+    by = {mode: [r for r in results if r.mode == mode] for mode in MODES}
+    med = {
+        m: statistics.median([r.steps_per_second for r in rs]) if rs else None
+        for m, rs in by.items()
+    }
+    train = med["train"]
+    iterations = sorted({r.iterations for r in results}) or [args.iterations or DEFAULT_ITERATIONS]
+    lines = ["## Lab: `mlplab lab` training with the page open", ""]
+    full = "" if args.iterations else ", the full job"
+    lines.append(
+        f"`{facts['command']}`: the default job (784-512-512-10, "
+        f"{', '.join(map(str, iterations))} iterations{full}), "
+        f"{args.repeats} round(s) of the four runs interleaved in the order of the table, each a "
+        f"process of its own; threads: {facts['threads']}. {facts['cpu']}, "
+        f"{facts['cores']}, torch {facts['torch']}, commit {facts['commit']}, {facts['date']}. "
+        f"Load average (1/5/15 min) {facts['load_before']} before, {facts['load_after']} after."
+        + (" Smoke run: meaningless numbers." if args.smoke else ""),
+    )
+    lines.append("")
+    rows = []
+    for mode, label in MODES.items():
+        rs = by[mode]
+        each = ", ".join(f"{r.steps_per_second:.1f}" for r in rs)
+        if mode == "vanished":
+            against = med["bare"]
+            vs = f"{med[mode] / against:.1%} of no browser" if rs and against else None
+        else:
+            vs = f"{med[mode] / train:.1%}" if rs and train else None
+        seconds = statistics.median([r.seconds for r in rs]) if rs else None
+        rows.append(
+            [
+                label,
+                f"{med[mode]:.1f}" if med[mode] else None,
+                each or None,
+                f"{seconds:.1f}" if seconds else None,
+                vs,
+            ]
+        )
+    lines.append(
+        table(
+            [
+                "run",
+                "steps/s (median)",
+                "steps/s, each round",
+                "training s (median)",
+                "vs `mlplab train`",
+            ],
+            rows,
+        )
+    )
+    lines.append("")
+
+    claims, ok = [], True
+
+    def claim(name: str, goal: str, measured: str, met: bool | None) -> None:
+        nonlocal ok
+        ok = ok and bool(met)
+        verdict = {True: "**met**", False: "**missed**", None: "not measured"}[met]
+        claims.append([name, goal, measured, verdict])
+
+    page, bare, vanished = med["page"], med["bare"], med["vanished"]
+    claim(
+        "1. steps/s, page open in chromium / `mlplab train` (medians)",
+        f">= {args.min_ratio:.0%}",
+        f"{page / train:.1%} (no browser: {bare / train:.1%})"
+        if page and train and bare
+        else "no result",
+        page / train >= args.min_ratio if page and train else None,
+    )
+    ms = [x for r in by["page"] for x in r.healthz_ms]
+    errors = sum(r.healthz_errors for r in by["page"])
+    if ms:
+        p99 = percentile(ms + [math.inf] * errors, 99)
+        measured = (
+            f"p50 {percentile(ms, 50):.1f} ms, p99 {p99:.1f} ms, max {max(ms):.1f} ms; "
+            f"{len(ms)} answered, {errors} failed"
+        )
+        claim(
+            "2. /healthz p99 while training, page open",
+            f"<= {args.healthz_p99_ms:.0f} ms",
+            measured,
+            p99 <= args.healthz_p99_ms,
+        )
+    else:
+        claim(
+            "2. /healthz p99 while training, page open",
+            f"<= {args.healthz_p99_ms:.0f} ms",
+            "no result",
+            None,
+        )
+    growths = [rss_growth(r) for r in by["page"]]
+    growths = [g for g in growths if g]
+    if growths:
+        worst = max(g["growth"] for g in growths)
+        claim(
+            "3a. lab RSS, end of the run's first quarter -> its end, page open",
+            f"<= +{args.max_rss_growth:.0%}",
+            f"worst {worst:+.1%} (of {len(growths)} run(s))",
+            worst <= args.max_rss_growth,
+        )
+    else:
+        claim(
+            "3a. lab RSS, end of the run's first quarter -> its end, page open",
+            f"<= +{args.max_rss_growth:.0%}",
+            "no result",
+            None,
+        )
+    claim(
+        "3b. vanished browser: the run finishes; steps/s / no browser (medians)",
+        f"finishes, >= {args.min_ratio:.0%}",
+        f"all {len(by['vanished'])} finished; {vanished / bare:.1%}"
+        if vanished and bare
+        else "no result",
+        vanished / bare >= args.min_ratio if vanished and bare else None,
+    )
+    lines.append(table(["claim", "goal", "measured", "verdict"], claims))
+    lines.append("")
+
+    memory = []
+    for r in results:
+        g = rss_growth(r)
+        if not g:
+            continue
+        memory.append(
+            [
+                MODES[r.mode].removeprefix("`mlplab lab`, "),
+                f"{r.play_to_final:.1f}",
+                str(g["samples"]),
+                mib(g["first"]),
+                mib(g["quarter"]),
+                mib(g["end"]),
+                mib(g["max"]),
+                f"{g['growth']:+.1%}",
+                f"{g['growth_first']:+.1%}",
+            ]
+        )
+    lines.append(
+        f"Lab RSS (psutil, every {args.rss_every} s) from play to the final line, each lab run "
+        "in order; the claim compares the end with the end of the first quarter, after the "
+        "warm-up's allocations:"
+    )
+    lines.append("")
+    lines.append(
+        table(
+            [
+                "lab run",
+                "play -> final line (s)",
+                "samples",
+                "first after play",
+                "end of first quarter",
+                "end",
+                "max",
+                "quarter -> end",
+                "first -> end",
+            ],
+            memory,
+        )
+    )
+    lines.append("")
+    events = ", ".join(str(r.events) for r in by["bare"]) or "no"
+    page_errors = [e for r in by["page"] for e in r.page_errors]
+    first = f" (the first: {page_errors[0][:200]})" if page_errors else ""
+    lines.append(
+        f"- The SSE reader of the no-browser runs read {events} events; the page logged "
+        f"{len(page_errors)} JavaScript error(s){first}."
+    )
+    lines.append(
+        "- How each lab ended after its run (SIGTERM, as Ctrl-C): "
+        + ", ".join(f"{r.mode} {r.exit}" for r in results if r.mode != "train")
+        + "."
+    )
+    for r in results:
+        for note in r.notes:
+            lines.append(f"- {MODES[r.mode]}: {note}")
+    if failure:
+        ok = False
+        lines.append(f"- FAILED: {failure}")
+    for name, _, measured, verdict in claims:
+        if verdict == "**missed**" or (verdict != "**met**" and not failure):
+            lines.append(f"- FAILED: {name}: {measured}")
+    return "\n".join(lines), ok
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+def torch_threads(threads: int | None) -> str:
+    """What the children train with, in words."""
+    if threads:
+        return f"{threads} (--threads {threads}, OMP_NUM_THREADS={threads})"
+    if "OMP_NUM_THREADS" in os.environ:  # this process's count is not the children's
+        done = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+            env=child_env(None),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        count = done.stdout.strip() or "?"
+    else:
+        import torch
+
+        count = str(torch.get_num_threads())
+    return f"torch's default ({count} here; no --threads, OMP_NUM_THREADS unset)"
+
+
+def measure(
+    args: argparse.Namespace, log: Callable[[str], None]
+) -> tuple[list[Result], str | None]:
+    """Every run, interleaved; stops at the first failure (and says which)."""
+    from playwright.sync_api import sync_playwright
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="mlplab-bench-lab-") as folder, sync_playwright() as pw:
+        tmp = Path(folder)
+        if not args.smoke:  # warm-up: the page cache (Python, torch, MNIST) and chromium
+            log("warm-up")
+            warm = argparse.Namespace(**{**vars(args), "iterations": 20})
+            run_train(warm, tmp, 0)
+            pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS).close()
+        for index in range(1, args.repeats + 1):
+            for mode in MODES:
+                log(f"round {index}/{args.repeats}: {mode}")
+                try:
+                    if mode == "train":
+                        result = run_train(args, tmp, index)
+                    else:
+                        result = run_lab(args, tmp, index, mode, pw)
+                except Exception as e:
+                    traceback.print_exc()
+                    return results, f"{MODES[mode]}, round {index}: {type(e).__name__}: {e}"
+                log(f"  {result.steps_per_second:.1f} steps/s, {result.seconds:.1f} s")
+                results.append(result)
+    return results, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    command = " ".join(["python -m benchmarks.lab", *(sys.argv[1:] if argv is None else argv)])
+    facts = {
+        "command": command,
+        "cpu": cpu_model(),
+        "cores": f"{psutil.cpu_count(logical=False)} cores ({psutil.cpu_count()} logical)",
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "threads": torch_threads(args.threads),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": load_average(),
+    }
+    start = time.time()
+    results, failure = measure(args, log)
+    facts["load_after"] = load_average()
+    text, ok = report(args, results, failure, facts)
+    print(text + f"\n- Wall time of the benchmark: {time.time() - start:.0f} s.", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
