@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data system-deps train test bench recipes lint format clean serve
+.PHONY: setup data system-deps train test bench recipes lint format clean serve lab
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: $(STAMP)
 # The named recipes in full over 3 seeds: the README's "Best MLPs" table (hours on 2 cores).
 recipes: data system-deps
 	$(BIN)/python -m benchmarks.recipes
+
+# The live lab: build a network, train it, look inside it, in the browser (prints its address).
+lab: data
+	$(BIN)/mlplab lab
 
 # The drawing page for the newest run.
 serve: $(STAMP)
