@@ -76,6 +76,12 @@ MODES = {
     "bare": "`mlplab lab`, no browser (POST play, SSE reader)",
     "vanished": "`mlplab lab`, vanished browser (unread /api/events)",
 }
+SHORT = {
+    "train": "train (for comparison)",
+    "page": "lab, page open",
+    "bare": "lab, no browser",
+    "vanished": "lab, vanished browser",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -229,11 +235,18 @@ class Result:
 
 
 def run_train(args: argparse.Namespace, tmp: Path, index: int) -> Result:
+    """One `mlplab train`; its RSS too, for comparison, timed from when its final line
+    appeared less its training seconds (train does not say when it starts)."""
     out = tmp / f"train-{index}"
     command = [sys.executable, "-m", "mlplab", "train", *config_flags(args, out)]
     child = Child(command, child_env(args.threads), tmp / f"train-{index}.log")
+    rss = None
     try:
+        rss = RssProbe(child.proc.pid, args.rss_every)
         deadline = time.monotonic() + args.timeout
+        final = wait_for("final line in metrics.jsonl", lambda: final_record(out), deadline, child)
+        seen = time.perf_counter()
+        rss.sample()
         while child.proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         if child.proc.poll() is None:
@@ -241,11 +254,13 @@ def run_train(args: argparse.Namespace, tmp: Path, index: int) -> Result:
         if child.proc.returncode:
             raise RuntimeError(f"mlplab train exited {child.proc.returncode}: {child.tail()}")
     finally:
+        if rss is not None:
+            rss.stop()
         child.stop()
-    final = final_record(out)
-    if final is None:
-        raise RuntimeError(f"mlplab train wrote no final record: {child.tail()}")
-    return Result("train", int(final["iteration"]), float(final["seconds"]), exit="0")
+    result = Result("train", int(final["iteration"]), float(final["seconds"]), exit="0")
+    result.play_to_final = result.seconds
+    result.rss = rss.since(seen - result.seconds)
+    return result
 
 
 # --- the lab and its clients -------------------------------------------------------------
@@ -289,22 +304,14 @@ class Sampler(threading.Thread):
 
 
 class RssProbe:
-    """The lab process's resident set size, (time since play, bytes); time starts at zero
-    until play() says otherwise, so samples before play have negative times."""
+    """A process's resident set size every `every` seconds: (perf_counter time, bytes)."""
 
     def __init__(self, pid: int, every: float):
         self.process = psutil.Process(pid)
         self.samples: list[tuple[float, int]] = []
         self._lock = threading.Lock()
-        self.t0 = time.perf_counter()
         self.thread = Sampler(every, self.sample, "rss")
         self.thread.start()
-
-    def play(self) -> None:
-        self.t0 = time.perf_counter()
-        with self._lock:
-            self.samples = [(t - self.t0, rss) for t, rss in self.samples]
-        self.sample()
 
     def sample(self) -> None:
         try:
@@ -312,7 +319,12 @@ class RssProbe:
         except psutil.Error:
             return
         with self._lock:
-            self.samples.append((time.perf_counter() - self.t0, rss))
+            self.samples.append((time.perf_counter(), rss))
+
+    def since(self, start: float) -> list[tuple[float, int]]:
+        """The samples, timed from `start` (those before it negative)."""
+        with self._lock:
+            return [(t - start, rss) for t, rss in self.samples]
 
     def stop(self) -> None:
         self.thread.stop()
@@ -409,7 +421,7 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
     result = Result(mode)
     deadline = time.monotonic() + args.timeout
     opened: list = []  # what to close, newest first: threads, sockets, the browser
-    rss = None
+    rss, played = None, time.perf_counter()
     try:
         found = wait_for("its address", lambda: READY.search(child.output()), deadline, child)
         url = found.group(1)
@@ -436,9 +448,10 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
             reply = post_json(url + "api/control", {"action": "play"})
             if not reply.get("ok"):
                 raise RuntimeError(f"POST /api/control play: {reply}")
-        rss.play()
+        played = time.perf_counter()
+        rss.sample()
         final = wait_for("final line in metrics.jsonl", lambda: final_record(out), deadline, child)
-        result.play_to_final = time.perf_counter() - rss.t0
+        result.play_to_final = time.perf_counter() - played
         rss.sample()
         if health is not None:
             health.stop()
@@ -464,7 +477,7 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
                 close()
             except Exception as e:  # cleanup goes on; the run has its result or its error
                 result.notes.append(f"closing: {type(e).__name__}: {e}")
-        result.rss = list(rss.samples) if rss else []
+        result.rss = rss.since(played) if rss else []
         code = child.stop()
         result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
         if "Traceback" in child.output():
@@ -522,6 +535,113 @@ def mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+def share(a: float | None, b: float | None) -> str | None:
+    return f"{a / b:.1%}" if a and b else None
+
+
+class Verdicts:
+    """Claim rows, and whether all held; one not measured counts as failed."""
+
+    def __init__(self):
+        self.rows: list[list[str]] = []
+        self.ok = True
+
+    def add(self, name: str, goal: str, measured: str | None, met: bool | None) -> None:
+        self.ok = self.ok and bool(met)
+        verdict = {True: "**met**", False: "**missed**", None: "not measured"}[met]
+        self.rows.append([name, goal, measured or "no result", verdict])
+
+
+def speed_table(by: dict[str, list[Result]], med: dict[str, float | None]) -> str:
+    rows = []
+    for mode, label in MODES.items():
+        rs = by[mode]
+        seconds = statistics.median([r.seconds for r in rs]) if rs else None
+        against = share(med[mode], med["train"])
+        if mode == "vanished" and rs:
+            against = f"{against}; {share(med[mode], med['bare'])} of no browser"
+        rows.append(
+            [
+                label,
+                f"{med[mode]:.1f}" if med[mode] else None,
+                ", ".join(f"{r.steps_per_second:.1f}" for r in rs) or None,
+                f"{seconds:.1f}" if seconds else None,
+                against,
+            ]
+        )
+    header = ["run", "steps/s (median)", "steps/s, each round", "training s (median)"]
+    return table([*header, "vs `mlplab train`"], rows)
+
+
+def judge(args, by: dict[str, list[Result]], med: dict[str, float | None]) -> Verdicts:
+    """The four claims."""
+    v = Verdicts()
+    train, page, bare, vanished = (med[m] for m in MODES)
+    measured = f"{share(page, train)} (no browser: {share(bare, train)})" if page else None
+    ok = page / train >= args.min_ratio if page and train else None
+    v.add(
+        "1. steps/s, page open / `mlplab train` (medians)",
+        f">= {args.min_ratio:.0%}",
+        measured,
+        ok,
+    )
+    ms = [x for r in by["page"] for x in r.healthz_ms]
+    errors = sum(r.healthz_errors for r in by["page"])
+    p99 = percentile(ms + [math.inf] * errors, 99) if ms else None
+    measured = (
+        f"p50 {percentile(ms, 50):.1f} ms, p99 {p99:.1f} ms, max {max(ms):.1f} ms; "
+        f"{len(ms)} answered, {errors} failed"
+        if ms
+        else None
+    )
+    ok = p99 <= args.healthz_p99_ms if ms else None
+    v.add(
+        "2. /healthz p99 while training, page open",
+        f"<= {args.healthz_p99_ms:.0f} ms",
+        measured,
+        ok,
+    )
+    growths = [g["growth"] for g in map(rss_growth, by["page"]) if g]
+    worst = max(growths) if growths else None
+    measured = f"worst {worst:+.1%} of {len(growths)} run(s)" if growths else None
+    ok = worst <= args.max_rss_growth if growths else None
+    v.add(
+        "3a. lab RSS, first quarter's end -> end, page open",
+        f"<= +{args.max_rss_growth:.0%}",
+        measured,
+        ok,
+    )
+    measured = f"all {len(by['vanished'])} finished; {share(vanished, bare)}" if vanished else None
+    ok = vanished / bare >= args.min_ratio if vanished and bare else None
+    v.add(
+        "3b. vanished browser: finishes; steps/s / no browser (medians)",
+        f"finishes, >= {args.min_ratio:.0%}",
+        measured,
+        ok,
+    )
+    return v
+
+
+def memory_table(results: list[Result]) -> str:
+    rows = []
+    for r in results:
+        g = rss_growth(r)
+        if g:
+            rows.append(
+                [
+                    SHORT[r.mode],
+                    f"{r.play_to_final:.1f}",
+                    str(g["samples"]),
+                    *(mib(g[k]) for k in ("first", "quarter", "end", "max")),
+                    f"{g['growth']:+.1%}",
+                    f"{g['growth_first']:+.1%}",
+                ]
+            )
+    header = ["run", "play -> final line (s)", "samples", "first after play"]
+    header += ["end of first quarter", "end", "max", "quarter -> end", "first -> end"]
+    return table(header, rows)
+
+
 def report(args, results: list[Result], failure: str | None, facts: dict) -> tuple[str, bool]:
     """The markdown section, and whether every claim held."""
     by = {mode: [r for r in results if r.mode == mode] for mode in MODES}
@@ -529,160 +649,32 @@ def report(args, results: list[Result], failure: str | None, facts: dict) -> tup
         m: statistics.median([r.steps_per_second for r in rs]) if rs else None
         for m, rs in by.items()
     }
-    train = med["train"]
     iterations = sorted({r.iterations for r in results}) or [args.iterations or DEFAULT_ITERATIONS]
-    lines = ["## Lab: `mlplab lab` training with the page open", ""]
     full = "" if args.iterations else ", the full job"
-    lines.append(
+    smoke = " Smoke run: meaningless numbers." if args.smoke else ""
+    verdicts = judge(args, by, med)
+    lines = [
+        "## Lab: `mlplab lab` training with the page open",
+        "",
         f"`{facts['command']}`: the default job (784-512-512-10, "
-        f"{', '.join(map(str, iterations))} iterations{full}), "
-        f"{args.repeats} round(s) of the four runs interleaved in the order of the table, each a "
-        f"process of its own; threads: {facts['threads']}. {facts['cpu']}, "
-        f"{facts['cores']}, torch {facts['torch']}, commit {facts['commit']}, {facts['date']}. "
-        f"Load average (1/5/15 min) {facts['load_before']} before, {facts['load_after']} after."
-        + (" Smoke run: meaningless numbers." if args.smoke else ""),
-    )
-    lines.append("")
-    rows = []
-    for mode, label in MODES.items():
-        rs = by[mode]
-        each = ", ".join(f"{r.steps_per_second:.1f}" for r in rs)
-        if mode == "vanished":
-            against = med["bare"]
-            vs = f"{med[mode] / against:.1%} of no browser" if rs and against else None
-        else:
-            vs = f"{med[mode] / train:.1%}" if rs and train else None
-        seconds = statistics.median([r.seconds for r in rs]) if rs else None
-        rows.append(
-            [
-                label,
-                f"{med[mode]:.1f}" if med[mode] else None,
-                each or None,
-                f"{seconds:.1f}" if seconds else None,
-                vs,
-            ]
-        )
-    lines.append(
-        table(
-            [
-                "run",
-                "steps/s (median)",
-                "steps/s, each round",
-                "training s (median)",
-                "vs `mlplab train`",
-            ],
-            rows,
-        )
-    )
-    lines.append("")
-
-    claims, ok = [], True
-
-    def claim(name: str, goal: str, measured: str, met: bool | None) -> None:
-        nonlocal ok
-        ok = ok and bool(met)
-        verdict = {True: "**met**", False: "**missed**", None: "not measured"}[met]
-        claims.append([name, goal, measured, verdict])
-
-    page, bare, vanished = med["page"], med["bare"], med["vanished"]
-    claim(
-        "1. steps/s, page open in chromium / `mlplab train` (medians)",
-        f">= {args.min_ratio:.0%}",
-        f"{page / train:.1%} (no browser: {bare / train:.1%})"
-        if page and train and bare
-        else "no result",
-        page / train >= args.min_ratio if page and train else None,
-    )
-    ms = [x for r in by["page"] for x in r.healthz_ms]
-    errors = sum(r.healthz_errors for r in by["page"])
-    if ms:
-        p99 = percentile(ms + [math.inf] * errors, 99)
-        measured = (
-            f"p50 {percentile(ms, 50):.1f} ms, p99 {p99:.1f} ms, max {max(ms):.1f} ms; "
-            f"{len(ms)} answered, {errors} failed"
-        )
-        claim(
-            "2. /healthz p99 while training, page open",
-            f"<= {args.healthz_p99_ms:.0f} ms",
-            measured,
-            p99 <= args.healthz_p99_ms,
-        )
-    else:
-        claim(
-            "2. /healthz p99 while training, page open",
-            f"<= {args.healthz_p99_ms:.0f} ms",
-            "no result",
-            None,
-        )
-    growths = [rss_growth(r) for r in by["page"]]
-    growths = [g for g in growths if g]
-    if growths:
-        worst = max(g["growth"] for g in growths)
-        claim(
-            "3a. lab RSS, end of the run's first quarter -> its end, page open",
-            f"<= +{args.max_rss_growth:.0%}",
-            f"worst {worst:+.1%} (of {len(growths)} run(s))",
-            worst <= args.max_rss_growth,
-        )
-    else:
-        claim(
-            "3a. lab RSS, end of the run's first quarter -> its end, page open",
-            f"<= +{args.max_rss_growth:.0%}",
-            "no result",
-            None,
-        )
-    claim(
-        "3b. vanished browser: the run finishes; steps/s / no browser (medians)",
-        f"finishes, >= {args.min_ratio:.0%}",
-        f"all {len(by['vanished'])} finished; {vanished / bare:.1%}"
-        if vanished and bare
-        else "no result",
-        vanished / bare >= args.min_ratio if vanished and bare else None,
-    )
-    lines.append(table(["claim", "goal", "measured", "verdict"], claims))
-    lines.append("")
-
-    memory = []
-    for r in results:
-        g = rss_growth(r)
-        if not g:
-            continue
-        memory.append(
-            [
-                MODES[r.mode].removeprefix("`mlplab lab`, "),
-                f"{r.play_to_final:.1f}",
-                str(g["samples"]),
-                mib(g["first"]),
-                mib(g["quarter"]),
-                mib(g["end"]),
-                mib(g["max"]),
-                f"{g['growth']:+.1%}",
-                f"{g['growth_first']:+.1%}",
-            ]
-        )
-    lines.append(
-        f"Lab RSS (psutil, every {args.rss_every} s) from play to the final line, each lab run "
-        "in order; the claim compares the end with the end of the first quarter, after the "
-        "warm-up's allocations:"
-    )
-    lines.append("")
-    lines.append(
-        table(
-            [
-                "lab run",
-                "play -> final line (s)",
-                "samples",
-                "first after play",
-                "end of first quarter",
-                "end",
-                "max",
-                "quarter -> end",
-                "first -> end",
-            ],
-            memory,
-        )
-    )
-    lines.append("")
+        f"{', '.join(map(str, iterations))} iterations{full}), {args.repeats} round(s) of the "
+        "four runs, interleaved in the order of the table, each a process of its own; threads: "
+        f"{facts['threads']}. {facts['cpu']}, {facts['cores']}, torch {facts['torch']}, "
+        f"commit {facts['commit']}, {facts['date']}. Load average (1/5/15 min) "
+        f"{facts['load_before']} before, {facts['load_after']} after.{smoke}",
+        "",
+        speed_table(by, med),
+        "",
+        table(["claim", "goal", "measured", "verdict"], verdicts.rows),
+        "",
+        f"Resident set size (psutil, every {args.rss_every} s) from play to the final line, "
+        "each run in order. The claim compares a page-open run's end with the end of its first "
+        "quarter (after the warm-up's allocations); `mlplab train` is timed from its final "
+        "line less its training seconds, for comparison:",
+        "",
+        memory_table(results),
+        "",
+    ]
     events = ", ".join(str(r.events) for r in by["bare"]) or "no"
     page_errors = [e for r in by["page"] for e in r.page_errors]
     first = f" (the first: {page_errors[0][:200]})" if page_errors else ""
@@ -690,21 +682,15 @@ def report(args, results: list[Result], failure: str | None, facts: dict) -> tup
         f"- The SSE reader of the no-browser runs read {events} events; the page logged "
         f"{len(page_errors)} JavaScript error(s){first}."
     )
-    lines.append(
-        "- How each lab ended after its run (SIGTERM, as Ctrl-C): "
-        + ", ".join(f"{r.mode} {r.exit}" for r in results if r.mode != "train")
-        + "."
-    )
-    for r in results:
-        for note in r.notes:
-            lines.append(f"- {MODES[r.mode]}: {note}")
+    ends = [f"{r.mode} {r.exit}" for r in results if r.mode != "train"]
+    lines.append(f"- How each lab ended (SIGTERM after its run): {', '.join(ends) or 'none ran'}.")
+    lines += [f"- {MODES[r.mode]}: {note}" for r in results for note in r.notes]
     if failure:
-        ok = False
         lines.append(f"- FAILED: {failure}")
-    for name, _, measured, verdict in claims:
+    for name, _, measured, verdict in verdicts.rows:
         if verdict == "**missed**" or (verdict != "**met**" and not failure):
             lines.append(f"- FAILED: {name}: {measured}")
-    return "\n".join(lines), ok
+    return "\n".join(lines), verdicts.ok and not failure
 
 
 # --- main --------------------------------------------------------------------------------

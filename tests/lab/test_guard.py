@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 
@@ -11,6 +12,27 @@ from mlplab.lab.guard import SameOrigin
 
 PORT = 8765
 LAB = f"127.0.0.1:{PORT}"
+
+
+def run_async(coroutine, timeout: float = 10):
+    """asyncio.run on a daemon thread of its own, within `timeout` seconds: the main thread
+    may already run an event loop (Playwright's sync API leaves one there for the session's
+    browser), and a stuck coroutine must fail the test, not hang it."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as e:  # handed to the test's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class Inner:
@@ -38,7 +60,7 @@ def call(method: str, host: str | None = LAB, loopback: bool = True, **headers: 
     async def send(message):
         sent.append(message)
 
-    asyncio.run(SameOrigin(inner, PORT, loopback)(scope, receive, send))
+    run_async(SameOrigin(inner, PORT, loopback)(scope, receive, send))
     start, body = sent[0], sent[1]["body"]
     assert start["type"] == "http.response.start"
     if start["status"] == 403:
@@ -164,9 +186,9 @@ def test_port_80_may_be_left_out():
         await SameOrigin(inner, 80, True)(scope, None, send)
         return sent[0]["status"]
 
-    assert asyncio.run(reach("127.0.0.1")) == 200
-    assert asyncio.run(reach("localhost:80")) == 200
-    assert asyncio.run(reach("127.0.0.1:8080")) == 403
+    assert run_async(reach("127.0.0.1")) == 200
+    assert run_async(reach("localhost:80")) == 200
+    assert run_async(reach("127.0.0.1:8080")) == 403
 
 
 def test_other_scopes_pass_through():
@@ -175,5 +197,5 @@ def test_other_scopes_pass_through():
     async def app(scope, receive, send):
         seen.append(scope["type"])
 
-    asyncio.run(SameOrigin(app, PORT, True)({"type": "lifespan"}, None, None))
+    run_async(SameOrigin(app, PORT, True)({"type": "lifespan"}, None, None))
     assert seen == ["lifespan"]

@@ -207,7 +207,9 @@ def draw(page, stroke) -> None:
 
 def test_a_drawn_seven_layer_by_layer(page, lab, cli, tmp_path):
     draw(page, SEVEN)
-    page.wait_for_function("document.getElementById('input-info').textContent.includes('predicted')")
+    page.wait_for_function(
+        "document.getElementById('input-info').textContent.includes('predicted')"
+    )
     cells = [page.locator(f".strip[data-layer=fc{i + 1}] .cell").count() for i in range(3)]
     assert cells == WIDTHS
     # unit 0 of fc1: its tile is fc1.weight[0], as the API and the saved model hold it

@@ -118,6 +118,7 @@ def test_history_has_evals_and_the_latest_status_confusion_and_begin():
     assert history["confusion"] == {"iteration": 40, "matrix": [[2]]}
     assert [e["iteration"] for e in history["evals"]] == [20, 40]
     assert history["curve"] == [[21, metrics(21)["train_loss"]]]
+    assert history["metrics"] == metrics(21)
     assert history["snapshot"] is None
     assert live.since(history["last_event_id"]) == []  # the stream starts where history ends
 
@@ -133,12 +134,14 @@ def test_a_begin_event_starts_the_history_again():
     live.publish("snapshot", {"n": 1})
     begin = live.publish("begin", {"run": 2})
     history = live.history()
+    # the run's curve, evals, confusion, snapshot and metrics go; the lab's status goes on
     assert history == {
         "last_event_id": begin,
         "curve": [],
         "evals": [],
         "snapshot": None,
         "begin": {"run": 2},
+        "status": {"status": "finished"},
     }
     # the new run's curve starts at full resolution again
     for i in range(1, 4):
@@ -172,6 +175,27 @@ async def next_of(stream):
     return await asyncio.wait_for(stream.__anext__(), WAIT)
 
 
+def run_async(coroutine, timeout: float = 60):
+    """asyncio.run on a daemon thread of its own, within `timeout` seconds: the main thread
+    may already run an event loop (Playwright's sync API leaves one there for the session's
+    browser), and a stuck coroutine must fail the test, not hang it."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as e:  # handed to the test's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def test_a_reader_gets_the_backlog_then_events_from_another_thread():
     live = LiveRun()
     for i in range(1, 4):
@@ -194,7 +218,7 @@ def test_a_reader_gets_the_backlog_then_events_from_another_thread():
             await stream.aclose()
         return got
 
-    got = asyncio.run(read())
+    got = run_async(read())
     assert [e["id"] for e in got] == ["2", "3", "4", "5", "6"]
     assert [e["event"] for e in got] == ["metrics", "metrics", "metrics", "eval", "metrics"]
     assert [json.loads(e["data"])["iteration"] for e in got] == [2, 3, 4, 5, 6]
@@ -211,7 +235,7 @@ def test_an_idle_stream_sends_a_heartbeat():
         finally:
             await stream.aclose()
 
-    assert asyncio.run(read()) == {"comment": "still here"}
+    assert run_async(read()) == {"comment": "still here"}
 
 
 def test_publishing_never_waits_for_a_reader_that_does_not_read():
@@ -236,7 +260,7 @@ def test_publishing_never_waits_for_a_reader_that_does_not_read():
         finally:
             await stream.aclose()
 
-    first, seconds, behind = asyncio.run(stall())
+    first, seconds, behind = run_async(stall(), 120)
     assert first["id"] == "1"
     # about 2 s here; a publish that waited for the reader would never end
     assert seconds < 30

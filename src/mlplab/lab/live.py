@@ -56,7 +56,8 @@ class LiveRun:
 
     def publish(self, kind: str, data: dict[str, Any]) -> int:
         """Add an event (from any thread); returns its id."""
-        text = json.dumps(finite(data), separators=(",", ":"), allow_nan=False)
+        data = finite(data)  # the history keeps what the stream sends
+        text = json.dumps(data, separators=(",", ":"), allow_nan=False)
         with self._lock:
             event_id, self._next = self._next, self._next + 1
             if kind == "snapshot":

@@ -389,6 +389,7 @@ class LabSession:
                 "classes": trainer.data.classes,
                 "run_dir": str(self.run_dir) if self.run_dir else None,
                 "total": trainer.total,
+                "eval_every": trainer.eval_every,
                 "test_size": len(trainer.test_split) if trainer.test_split is not None else 0,
             },
         )

@@ -31,15 +31,20 @@ def tile_values(w: torch.Tensor) -> list[int]:
 
 
 def histogram(t: torch.Tensor | None, bins: int = BINS) -> dict[str, Any] | None:
-    """Counts in `bins` equal bins over [-m, m], m the largest magnitude."""
+    """Counts in `bins` equal bins over [-m, m], m the largest finite magnitude; NaN and
+    infinite values (a diverged run has them) are counted apart, as `nonfinite`."""
     if t is None:
         return None
     t = t.detach().float().reshape(-1)
+    ok = torch.isfinite(t)
+    nonfinite = int(t.numel() - ok.sum())
+    t = t[ok] if nonfinite else t
     m = float(t.abs().max()) if t.numel() else 0.0
     if m == 0.0:
-        return {"max": 0.0, "counts": [int(t.numel())] + [0] * (bins - 1)}
-    counts = torch.histc(t, bins=bins, min=-m, max=m)
-    return {"max": m, "counts": [int(c) for c in counts]}
+        counts = [int(t.numel())] + [0] * (bins - 1)
+    else:
+        counts = [int(c) for c in torch.histc(t, bins=bins, min=-m, max=m)]
+    return {"max": m, "counts": counts, "nonfinite": nonfinite}
 
 
 def linear_grads(engine) -> list[torch.Tensor | None]:

@@ -256,8 +256,9 @@ function accChart(evals) {
     x: evals.filter((e) => e[key] != null).map((e) => e.iteration),
     y: evals.filter((e) => e[key] != null).map((e) => e[key]), mode: "lines+markers", name,
   });
+  const every = lab.evalEvery ? ` · every ${lab.evalEvery} steps` : "";
   Plotly.react("chart-acc", [trace("test_accuracy", "test"), trace("val_accuracy", "validation")],
-    { title: { text: "accuracy (%)" }, margin: MARGIN, xaxis: { title: { text: "step" } },
+    { title: { text: "accuracy (%)" + every }, margin: MARGIN, xaxis: { title: { text: "step" } },
       legend: { orientation: "h", y: -0.3 } }, PLOT);
 }
 
@@ -266,6 +267,7 @@ function onBegin(data) {
   lab.classes = data.classes;
   lab.total = data.total;
   lab.testSize = data.test_size;
+  lab.evalEvery = data.eval_every;
   $("total").textContent = data.total;
   $("run-info").textContent = `${data.spec.text} on ${data.config.dataset} · ${data.engine} engine · ` +
     (data.run_dir ? data.run_dir : "not saved until its first step");
