@@ -62,6 +62,7 @@ class LabSession:
         threads: int | None = None,
         cache_dir: str | Path = DEFAULT_CACHE,
         snapshots_per_second: float = 4.0,
+        datasets: dict[str, Dataset] | None = None,
     ):
         self.out, self.data_dir, self.threads, self.cache_dir = out, data_dir, threads, cache_dir
         self.snapshots_per_second = snapshots_per_second
@@ -73,7 +74,7 @@ class LabSession:
         self.status, self.message = "starting", ""
         self.mode, self.steps_left = "pause", 0
         self.probe: torch.Tensor | None = None
-        self._datasets: dict[str, Dataset] = {}
+        self._datasets: dict[str, Dataset] = dict(datasets or {})  # by name; loaded when asked
         self._jobs = threading.BoundedSemaphore(MAX_JOBS)
         self._replacement: tuple | None = None  # the command a restart is for
         self._closed = threading.Event()
@@ -165,6 +166,7 @@ class LabSession:
             and self._replacement is None
             and trainer is not None
             and not trainer.finished
+            and trainer.interrupted is None  # an interrupted trainer is done: a new one goes on
             and (self.mode == "play" or self.steps_left > 0)
         )
 
@@ -297,6 +299,7 @@ class LabSession:
         try:
             result = train_into(self.run_dir, trainer)
         except Interrupted:
+            self.mode, self.steps_left = "pause", 0
             self._publish_status("stopped")
             return
         except MlplabError as e:
@@ -336,7 +339,9 @@ class LabSession:
         return self._datasets[config.dataset]
 
     def _build(self, config: TrainConfig, run_dir: Path | None) -> Trainer:
-        trainer = Trainer(config, self._dataset(config), callbacks=[LabControl(self)])
+        trainer = Trainer(
+            config, self._dataset(config), callbacks=[LabControl(self, self.snapshots_per_second)]
+        )
         if run_dir is not None:
             trainer.resume(run_dir)
         self.trainer, self.run_dir = trainer, run_dir
@@ -345,7 +350,7 @@ class LabSession:
         self.probe = trainer.norm.apply(source.x[:PROBE])
         self._publish_begin()
         self.score_test(trainer)
-        LabControl(self).publish_snapshot(trainer, 0.0)
+        LabControl(self, self.snapshots_per_second).publish_snapshot(trainer, 0.0)
         status = "finished" if trainer.finished else "ready"
         self._publish_status(status)
         return trainer
