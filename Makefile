@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data system-deps train test bench recipes lint format clean serve lab
+.PHONY: setup data system-deps train test bench recipes lint format clean serve lab docs docs-serve
 
 setup: $(STAMP)
 
@@ -31,8 +31,16 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }
 
-test: data system-deps
+test: data system-deps docs
 	$(BIN)/python -m pytest -q --durations=20
+
+# The docs site into site/, with --strict: a broken link, a missing page or a tutorial that
+# fails its own assertions fails the build (tools/docs_hooks.py executes the tutorials).
+docs: data system-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: data system-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 # Every speed claim of issue 4, measured side by side; writes BENCHMARKS.md (about 20 min).
 bench: $(STAMP)
@@ -61,4 +69,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache
