@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 
 import pytest
@@ -101,3 +103,36 @@ def trained_run(mnist, tmp_path_factory):
     run_dir, result = run(config, mnist)
     assert result.test.accuracy > 95.0
     return run_dir
+
+
+def run_async(coroutine, timeout: float = 60):
+    """asyncio.run on a daemon thread of its own, within `timeout` seconds: the main thread
+    may already run an event loop (Playwright's sync API leaves one there for the session's
+    browser), and a stuck coroutine must fail the test, not hang it."""
+    box = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as e:  # handed to the test's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"still running after {timeout} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def draw(page, selector: str, stroke: list[tuple[int, int]]) -> None:
+    """Drag the mouse along `stroke` (points in the element's pixels), as a hand draws."""
+    page.locator(selector).scroll_into_view_if_needed()
+    box = page.locator(selector).bounding_box()
+    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+        for t in range(1, 9):
+            page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 8, box["y"] + y0 + (y1 - y0) * t / 8)
+    page.mouse.up()

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
 
+from conftest import run_async
 from mlplab.lab.guard import SameOrigin
 
 PORT = 8765
 LAB = f"127.0.0.1:{PORT}"
-
-
-def run_async(coroutine, timeout: float = 10):
-    """asyncio.run on a daemon thread of its own, within `timeout` seconds: the main thread
-    may already run an event loop (Playwright's sync API leaves one there for the session's
-    browser), and a stuck coroutine must fail the test, not hang it."""
-    box = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as e:  # handed to the test's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"still running after {timeout} s"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 class Inner:

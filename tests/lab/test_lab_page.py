@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import draw
 from mlplab.config import TrainConfig
 from mlplab.io.checkpoint import load_checkpoint
 from mlplab.io.rundir import STATES
@@ -194,19 +195,8 @@ def test_a_learning_rate_change_takes_effect_without_a_reset(page, lab):
     assert after["lr"] == pytest.approx(NEW_LR, rel=0.01)
 
 
-def draw(page, stroke) -> None:
-    page.locator("#pad").scroll_into_view_if_needed()
-    box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
-        for t in range(1, 9):
-            page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 8, box["y"] + y0 + (y1 - y0) * t / 8)
-    page.mouse.up()
-
-
 def test_a_drawn_seven_layer_by_layer(page, lab, cli, tmp_path):
-    draw(page, SEVEN)
+    draw(page, "#pad", SEVEN)
     page.wait_for_function(
         "document.getElementById('input-info').textContent.includes('predicted')"
     )

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import run_async
 from mlplab.lab.live import LiveRun, finite
 
 # Every wait in these tests has a timeout: a broken stream fails them, it never hangs them.
@@ -173,27 +174,6 @@ def test_events_carry_nan_and_infinity_as_null():
 
 async def next_of(stream):
     return await asyncio.wait_for(stream.__anext__(), WAIT)
-
-
-def run_async(coroutine, timeout: float = 60):
-    """asyncio.run on a daemon thread of its own, within `timeout` seconds: the main thread
-    may already run an event loop (Playwright's sync API leaves one there for the session's
-    browser), and a stuck coroutine must fail the test, not hang it."""
-    box = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coroutine)
-        except BaseException as e:  # handed to the test's thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"still running after {timeout} s"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def test_a_reader_gets_the_backlog_then_events_from_another_thread():

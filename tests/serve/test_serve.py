@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import draw
 from mlplab.serve.loadtest import load_test
 
 
@@ -189,14 +190,7 @@ def test_drawing_a_digit_in_a_real_browser(server, tmp_path, browser):
     page.goto(server + "/")
     page.wait_for_selector("body[data-ready=true]")
     assert "784-100-10:relu" in page.locator("#model-info").text_content()
-    box = page.locator("#pad").bounding_box()
-    stroke = [(70, 60), (210, 60), (200, 80), (150, 160), (120, 235)]  # a 7
-    page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
-        for t in range(1, 9):
-            page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 8, box["y"] + y0 + (y1 - y0) * t / 8)
-    page.mouse.up()
+    draw(page, "#pad", [(70, 60), (210, 60), (200, 80), (150, 160), (120, 235)])  # a 7
     page.wait_for_function(
         "document.getElementById('top-class').textContent === '7'", timeout=15000
     )
