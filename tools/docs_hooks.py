@@ -139,9 +139,15 @@ def execute_tutorial(source: Path, into: Path) -> float:
         "language": "python",
     }
     started = time.perf_counter()
+    # One intra-op thread, as the test suite runs: on a busy 2-core machine torch's two
+    # spinning threads made the lessons 4-5x slower (240 s against 64 s for all five)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the kernel inherits it
     with tempfile.TemporaryDirectory() as work:  # runs and pictures land here, not in git
         NotebookClient(
-            notebook, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": work}}
+            notebook,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            resources={"metadata": {"path": work}},
         ).execute()
     into.parent.mkdir(parents=True, exist_ok=True)
     tmp = into.with_suffix(".tmp")

@@ -241,6 +241,8 @@ def click_cell(page, truth: int, pred: int) -> None:
 
 
 def test_the_confusion_matrix_and_one_of_its_cells(page, lab):
+    page.locator("#chart-confusion").scroll_into_view_if_needed()  # drawn once on screen
+    page.wait_for_function("(document.getElementById('chart-confusion').data || []).length")
     matrix = np.array(page.evaluate("document.getElementById('chart-confusion').data[0].text"))
     assert matrix.shape == (10, 10) and matrix.sum() == 10_000
     off = matrix - np.diag(np.diag(matrix))

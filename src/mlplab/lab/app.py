@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
 from starlette.requests import ClientDisconnect
 
 from mlplab.errors import MlplabError
@@ -27,6 +28,7 @@ from mlplab.serve.limits import BodyLimit, TimeLimit
 from mlplab.serve.parsing import BadInput
 from mlplab.serve.settings import ServeConfig
 
+logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MEDIA = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
@@ -46,6 +48,21 @@ class TimeLimitButStream(TimeLimit):
         if scope["type"] == "http" and scope.get("path") == "/api/events":
             return await self.app(scope, receive, send)
         return await super().__call__(scope, receive, send)
+
+
+class EventStream(EventSourceResponse):
+    """The live stream; a page that stops reading (a sleeping laptop, a frozen tab) for
+    SEND_TIMEOUT seconds is dropped without a traceback in the log: it reloads from
+    /api/state and its last event id when it wakes."""
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            logger.info("dropped an event stream that stopped reading")
+
+
+SEND_TIMEOUT = 30
 
 
 def error_response(e: Exception) -> JSONResponse:
@@ -122,7 +139,7 @@ def _add_run_routes(app: FastAPI, session: LabSession) -> None:
     async def events(request: Request, after: int | None = None):
         last = request.headers.get("last-event-id")
         start = int(last) if last and last.isdigit() else (after or 0)
-        return EventSourceResponse(session.live.stream(start), send_timeout=30)
+        return EventStream(session.live.stream(start), send_timeout=SEND_TIMEOUT)
 
     @app.post("/api/control")
     async def control(request: Request):

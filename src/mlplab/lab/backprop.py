@@ -116,6 +116,8 @@ def gradient_check(model: MLP, x: torch.Tensor, label: int) -> dict[str, Any]:
     """Hand-written backward pass vs autograd, in float64: per layer, both gradients' norms
     and their largest absolute difference."""
     classes = model.linears()[-1].out_features
+    if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
+        label = int(label)  # a label as a dataset holds it
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
         raise MlplabError(f"label: must be a class from 0 to {classes - 1}, got {label!r}")
     model64 = copy.deepcopy(model).to(torch.float64).cpu().eval()

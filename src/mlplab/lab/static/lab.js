@@ -295,24 +295,41 @@ function onStatus(data) {
   document.body.dataset.status = data.status;
 }
 
-// Drawing waits for the next frame, at most every DRAW_EVERY ms, and draws only the newest of
-// each kind: a page on a busy machine skips pictures instead of falling behind the stream.
-const DRAW_EVERY = 120;
-const pending = new Map();
+// Drawing waits for the next frame, at most every DRAW_EVERY ms, draws only the newest of each
+// kind, and only into charts that are on screen (the rest wait until scrolled to): the
+// browser shares the machine with training, so a picture nobody sees is not drawn.
+const DRAW_EVERY = 200;
+const pending = new Map(); // kind -> [draw, the ids of the elements it draws into]
+const onScreen = new Set();
 let drawTimer = 0;
 let lossPoints = { x: [], y: [] };
 
-function later(kind, draw) {
-  pending.set(kind, draw);
-  if (!drawTimer) drawTimer = setTimeout(() => requestAnimationFrame(drawPending), DRAW_EVERY);
+const watcher = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (e.isIntersecting) onScreen.add(e.target.id); else onScreen.delete(e.target.id);
+  }
+  schedule();
+});
+
+function later(kind, draw, ids) {
+  pending.set(kind, [draw, ids]);
+  schedule();
+}
+
+function schedule() {
+  if (!drawTimer && pending.size) drawTimer = setTimeout(() => requestAnimationFrame(drawPending), DRAW_EVERY);
 }
 
 function drawPending() {
   drawTimer = 0;
-  const draws = [...pending.values()];
-  pending.clear();
-  for (const draw of draws) draw();
+  if (document.hidden) return; // a hidden tab draws when it is shown again
+  for (const [kind, [draw, ids]] of [...pending]) {
+    if (!ids.some((id) => onScreen.has(id))) continue;
+    pending.delete(kind);
+    draw();
+  }
 }
+document.addEventListener("visibilitychange", schedule);
 
 function onMetrics(data) {
   onMetricsText(data);
@@ -322,7 +339,7 @@ function onMetrics(data) {
   later("loss", () => {
     Plotly.extendTraces("chart-loss", { x: [lossPoints.x], y: [lossPoints.y] }, [0]);
     lossPoints = { x: [], y: [] };
-  });
+  }, ["chart-loss"]);
 }
 
 function onMetricsText(data) {
@@ -335,16 +352,17 @@ function onMetricsText(data) {
 
 function onEval(data) {
   lab.evals.push(data);
-  later("eval", () => accChart(lab.evals));
+  later("eval", () => accChart(lab.evals), ["chart-acc"]);
 }
 
 function onSnapshot(data) {
   lab.snapshot = data;
-  later("snapshot", () => drawSnapshot(data));
+  later("tiles", () => drawTiles(data.tiles), ["tiles"]);
+  later("norms", () => drawNorms(data), ["chart-norms", "chart-dead"]);
+  later("histogram", drawHistogram, ["chart-hist"]);
 }
 
-function drawSnapshot(data) {
-  drawTiles(data.tiles);
+function drawNorms(data) {
   const names = data.layers.map((l) => l.name);
   Plotly.react("chart-norms", [
     { x: names, y: data.layers.map((l) => l.weight_norm), type: "bar", name: "‖W‖" },
@@ -356,7 +374,6 @@ function drawSnapshot(data) {
     x: hidden.map((l) => l.name), y: hidden.map((l) => 100 * l.dead), type: "bar",
   }], { title: { text: hidden.length ? "dead ReLUs (%)" : "dead ReLUs: ReLU nets only" },
     margin: MARGIN, yaxis: { range: [0, 100] } }, PLOT);
-  drawHistogram();
 }
 
 function binCentres(h) {
@@ -377,7 +394,7 @@ function drawHistogram() {
 
 function onConfusion(data) {
   lab.confusion = data;
-  later("confusion", () => drawConfusion(data));
+  later("confusion", () => drawConfusion(data), ["chart-confusion"]);
 }
 
 function drawConfusion(data) {
@@ -657,6 +674,8 @@ async function setLr() {
 }
 
 async function main() {
+  for (const id of ["chart-loss", "chart-acc", "tiles", "chart-norms", "chart-dead", "chart-hist",
+    "chart-confusion"]) watcher.observe($(id));
   lab.choices = await api("/api/choices");
   fill($("dataset"), lab.choices.datasets);
   fill($("activation"), lab.choices.activations);
