@@ -31,7 +31,7 @@ METRICS_EVERY = 0.1  # seconds between metrics events while playing
 class LabControl(Callback):
     """See the module docstring; one per lab run, owned by its LabSession."""
 
-    def __init__(self, session: LabSession, snapshots_per_second: float = 4.0):
+    def __init__(self, session: LabSession, snapshots_per_second: float = 2.0):
         self.session = session
         self.snapshot_every = 1.0 / snapshots_per_second
         self._last_metrics = self._last_snapshot = 0.0

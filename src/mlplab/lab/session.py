@@ -61,7 +61,7 @@ class LabSession:
         data_dir: str | None = None,
         threads: int | None = None,
         cache_dir: str | Path = DEFAULT_CACHE,
-        snapshots_per_second: float = 4.0,
+        snapshots_per_second: float = 2.0,
         datasets: dict[str, Dataset] | None = None,
     ):
         self.out, self.data_dir, self.threads, self.cache_dir = out, data_dir, threads, cache_dir
