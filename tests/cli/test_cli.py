@@ -348,6 +348,7 @@ def test_every_subcommand_help_exits_zero(capsys):
         "runs",
         "sweep",
         "recipes",
+        "lab",
     } == {" ".join(c) for c in commands}
     for command in commands:
         with pytest.raises(SystemExit) as exit_:

@@ -67,3 +67,26 @@ def test_closing_while_playing_saves_the_state_where_it_stopped(session):
     assert not left["finished"] and left["run_dir"]
     found = newest_state(session.run_dir / STATES)
     assert found[1]["loop"]["iteration"] == left["iteration"] > 20
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "70000"], "mlplab: error: --port must be 0 to 65535, got 70000"),
+        (["--lr", "-1"], "mlplab: error: lr: must be positive, got -1.0"),
+        (["no-such-run"], "mlplab: error: no-such-run"),
+    ],
+)
+def test_the_lab_command_refuses_bad_input_in_one_line(cli, tmp_path, args, message):
+    done = cli("lab", "--port", "0", *args, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_an_opened_run_keeps_its_own_settings(cli, trained_run, tmp_path):
+    done = cli("lab", str(trained_run), "--model", "784-10", cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "mlplab: error: --model: RUN_DIR keeps its own settings; build a new run on the page "
+        "instead\n"
+    )
