@@ -17,13 +17,31 @@ then saves the state and raises Interrupted, as on Ctrl-C in `mlplab train`.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import torch
+
+from mlplab.lab.live import LiveRun
 from mlplab.lab.snapshot import linear_grads, snapshot
 from mlplab.training.callbacks import Callback, Evaluation
 
-if TYPE_CHECKING:
-    from mlplab.lab.session import LabSession
+
+class Steering(Protocol):
+    """What the callback uses of the LabSession that owns it (the session imports this
+    module, so this one names only the session's surface, never the class)."""
+
+    live: LiveRun
+    probe: torch.Tensor | None
+    steps_left: int
+
+    def take_commands(self, block: bool) -> None: ...
+
+    def wants_pause(self) -> bool: ...
+
+    def pause_here(self) -> None: ...
+
+    def publish_evaluation(self, evaluation: Evaluation) -> None: ...
+
 
 METRICS_EVERY = 0.1  # seconds between metrics events while playing
 
@@ -31,7 +49,7 @@ METRICS_EVERY = 0.1  # seconds between metrics events while playing
 class LabControl(Callback):
     """See the module docstring; one per lab run, owned by its LabSession."""
 
-    def __init__(self, session: LabSession, snapshots_per_second: float = 2.0):
+    def __init__(self, session: Steering, snapshots_per_second: float = 2.0):
         self.session = session
         self.snapshot_every = 1.0 / snapshots_per_second
         self._last_metrics = self._last_snapshot = 0.0
