@@ -19,6 +19,7 @@ from mlplab.errors import ConfigError, MlplabError
 from mlplab.nn.init import parse_init
 from mlplab.nn.presets import DEFAULT_PRESET, PRESETS
 from mlplab.nn.spec import ModelSpec, parse_spec
+from mlplab.tracking.targets import parse_logs
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -132,10 +133,20 @@ class TrainConfig:
     data_dir: str | None = _field(None, "look here first for data files, and download here")
     out: str = _field("runs", "parent folder of run directories")
     name: str | None = _field(None, "run name (default: the preset or 'mlp')")
+    log: tuple[str, ...] = _field(
+        (),
+        "track the run in TensorBoard (tensorboard[=DIR]; default: RUN/tb, with DIR: "
+        "DIR/<run name>) or MLflow (mlflow[=TRACKING_URI]; default: MLflow's own, or "
+        "$MLFLOW_TRACKING_URI); give the flag once per target",
+        repeat=True,
+    )
 
     def __post_init__(self):
+        if isinstance(self.log, list):  # from TOML or JSON
+            object.__setattr__(self, "log", tuple(self.log))
         _check_types(self)
-        for check in (_check_choices, _check_ranges, _check_model, _check_combinations):
+        checks = (_check_choices, _check_ranges, _check_model, _check_combinations, _check_log)
+        for check in checks:
             problem = check(self)
             if problem:
                 raise ConfigError(problem)
@@ -205,6 +216,10 @@ def _check_types(config: TrainConfig) -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if typing.get_origin(hints[f.name]) is tuple:  # tuple[str, ...]
+            if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"{f.name}: must be a list of strings, got {value!r}")
+            continue
         allowed = typing.get_args(hints[f.name]) or (hints[f.name],)
         if value is None and type(None) in allowed:
             continue
@@ -297,6 +312,14 @@ def _check_model(config: TrainConfig) -> str | None:
             f"model: the output size must be {info.num_classes} for {config.dataset}, "
             f"got {spec.sizes[-1]}"
         )
+    return None
+
+
+def _check_log(config: TrainConfig) -> str | None:
+    try:
+        parse_logs(config.log)
+    except MlplabError as e:
+        return str(e)
     return None
 
 

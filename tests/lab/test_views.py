@@ -17,8 +17,9 @@ from mlplab.lab import views
 from mlplab.lab.inside import STRONGEST
 from mlplab.lab.live import finite
 from mlplab.lab.session import LabSession
-from mlplab.lab.snapshot import BINS, histogram, linear_grads, snapshot, to_bytes
+from mlplab.lab.snapshot import BINS, histogram, snapshot, to_bytes
 from mlplab.nn.model import build_model
+from mlplab.training.engines import linear_grads
 from mlplab.training.trainer import Trainer
 
 SPEC = "784-100-32-10"

@@ -38,7 +38,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         base = _type_of(hints[f.name])
         help_text = f"{f.metadata['help']} (default: {f.default})"
-        if base is bool:
+        if f.metadata.get("repeat"):
+            parser.add_argument(
+                flag,
+                action="append",
+                default=argparse.SUPPRESS,
+                help=help_text.replace("(default: ())", "(default: none)"),
+                metavar="TARGET",
+            )
+        elif base is bool:
             parser.add_argument(
                 flag, action="store_true", default=argparse.SUPPRESS, help=help_text
             )

@@ -24,6 +24,7 @@ def add_parsers(sub) -> None:
         usage="mlplab sweep SPACE.toml [--trials N] [--timeout SECONDS] [--workers K]\n"
         "       [--sampler tpe|random|grid] [--pruner median|hyperband|none]\n"
         "       [--storage URL] [--study NAME] [--out DIR] [--seed N] [--final] [--quiet]\n"
+        "       [--log tensorboard[=DIR]] [--log mlflow[=TRACKING_URI]]\n"
         "   or: mlplab sweep show STUDY_DIR|--storage URL --study NAME [--json]",
         description="Train one run directory per trial, SWEEP_DIR/trials/NNNN-NAME/, chosen "
         "by validation accuracy (the test split is never used); prune hopeless trials; resume "
@@ -67,6 +68,14 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="with show: print JSON, draw nothing")
     p.add_argument("--quiet", action="store_true", help="no line per trial")
+    p.add_argument(
+        "--log",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="track each trial as `mlplab train --log` does; with mlflow[=TRACKING_URI], "
+        "each trial is a run nested under one run for the study (repeatable)",
+    )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)  # set for children
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
@@ -128,12 +137,13 @@ def _plan(args):
         pruner=args.pruner or "median",
         seed=seed,
         data_dir=data_dir(args),
+        log=tuple(args.log),
     )
 
 
 def _write_sweep_json(plan) -> None:
-    from mlplab.experiments.sweep_storage import redact
     from mlplab.io.atomic import write_json
+    from mlplab.tracking.targets import redact
 
     write_json(
         plan.sweep_dir / "sweep.json",
@@ -192,7 +202,7 @@ def _summary(plan, args) -> int:
     """The best trial, as a ready command line; with --final, its test accuracy, once."""
     from mlplab.experiments.sweep import best_config, load_study, tally, train_final
     from mlplab.experiments.sweep_show import train_command
-    from mlplab.experiments.sweep_storage import redact
+    from mlplab.tracking.targets import redact
 
     study = load_study(plan.storage, plan.study)
     done, _ = tally(study)

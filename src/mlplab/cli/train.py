@@ -110,12 +110,14 @@ def _train(args, job) -> int:
         data = load_dataset(config.dataset, data_dir=config.data_dir, progress=download_bar())
     progress = _progress() if main and interactive(args) else None
     changes = resume_changes(args) if args.resume else None
+    pictures = _pictures()
     try:
         with StopOnSignal() as stopper:
             run_dir, result = run(
                 config,
                 data=data,
-                callbacks=[progress, stopper] if progress else [stopper],
+                # pictures before the trackers (run() adds them after these), which send them
+                callbacks=[progress, stopper, pictures] if progress else [stopper, pictures],
                 resume_from=args.resume,
                 changes=changes,
                 dist=job,
@@ -133,12 +135,12 @@ def _train(args, job) -> int:
         if progress is not None:
             progress.close()
     if main:
-        _report(result, run_dir, data)
+        _report(result, run_dir)
     return 0
 
 
-def _report(result, run_dir: Path, data) -> None:
-    """The final line, the end-of-run pictures and where the run is."""
+def _report(result, run_dir: Path) -> None:
+    """The final line and where the run is."""
     line = (
         f"Test accuracy: {result.test.accuracy:.2f}% (loss {result.test.loss:.4f}) "
         f"after {result.iterations} iterations in {result.seconds:.1f}s"
@@ -148,7 +150,6 @@ def _report(result, run_dir: Path, data) -> None:
             f"; validation {result.val.accuracy:.2f}% (best at iteration {result.best_iteration})"
         )
     print(line)
-    _train_pictures(run_dir, data)
     print(f"Run saved to {run_dir}")
 
 
@@ -222,18 +223,19 @@ def _progress():
     return Progress()
 
 
-def _train_pictures(run_dir: Path, data) -> None:
-    """The curves and the confusion matrix of a finished run, when matplotlib is installed."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return
-    from mlplab.io.checkpoint import load_checkpoint
-    from mlplab.viz.report import plot_run
+def _pictures():
+    """A callback that draws the curves and the confusion matrix of a finished run once its
+    model is written (when matplotlib is installed)."""
+    from mlplab.training.callbacks import Callback
 
-    if data is None:  # a resumed run: its data was loaded inside run()
-        from mlplab.data.dataset import load_dataset
+    class Pictures(Callback):
+        def on_saved(self, trainer, run_dir: Path) -> None:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                return
+            from mlplab.viz.report import plot_run
 
-        ckpt = load_checkpoint(run_dir)
-        data = load_dataset(ckpt.info["dataset"], data_dir=ckpt.info["config"].get("data_dir"))
-    plot_run(run_dir, data, only=("curves", "confusion"))
+            plot_run(run_dir, trainer.data, only=("curves", "confusion"))
+
+    return Pictures()

@@ -30,9 +30,11 @@ from mlplab.data.dataset import Dataset, load_dataset
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.sweep_show import TrialRow
 from mlplab.experiments.sweep_space import SweepSpace
-from mlplab.experiments.sweep_storage import TrialLock, open_storage, redact
+from mlplab.experiments.sweep_storage import TrialLock, open_storage
+from mlplab.experiments.sweep_tracking import StudyRuns
 from mlplab.io.atomic import write_json
 from mlplab.io.rundir import locked
+from mlplab.tracking.targets import parse_logs, redact
 from mlplab.training.callbacks import Callback, Evaluation
 from mlplab.training.runner import run, train_into
 from mlplab.training.trainer import Trainer, TrainResult
@@ -59,8 +61,10 @@ class SweepPlan:
     pruner: str = "median"
     seed: int | None = None
     data_dir: str | None = None
+    log: tuple[str, ...] = ()  # each trial's tracking (--log), the study a parent MLflow run
 
     def __post_init__(self):
+        parse_logs(self.log)
         if self.trials < 1:
             raise ConfigError(f"--trials: must be at least 1, got {self.trials}")
         if self.timeout is not None and self.timeout <= 0:
@@ -180,8 +184,11 @@ def work(
     lock = TrialLock(plan.storage, plan.study)
     deadline = time.monotonic() + plan.timeout if plan.timeout else None
     gate = _Gate(plan.trials, lock, deadline, plan.space.settings["heartbeat"])
-    objective = _Objective(plan, threads, lock)
+    runs = StudyRuns.of(plan.log, study, lock)
+    objective = _Objective(plan, threads, lock, runs)
     callbacks = [lambda s, t: on_trial(TrialRow.of(t))] if on_trial else []
+    if runs is not None:
+        callbacks.insert(0, runs.settle)
     try:
         if gate.admit(study):
             study.optimize(
@@ -192,6 +199,8 @@ def work(
             )
     finally:
         lock.close()
+        if runs is not None:
+            runs.close(study, tally(study)[0] >= plan.trials)
 
 
 class _Gate:
@@ -248,8 +257,8 @@ class _Objective:
     """One trial: sample, build the config, train a run directory, return its validation
     accuracy (or raise TrialPruned after the trainer stopped at the pruner's word)."""
 
-    def __init__(self, plan: SweepPlan, threads: int | None, lock: TrialLock):
-        self.plan, self.threads, self.lock = plan, threads, lock
+    def __init__(self, plan: SweepPlan, threads: int | None, lock: TrialLock, runs):
+        self.plan, self.threads, self.lock, self.runs = plan, threads, lock, runs
         self.data: dict[tuple, Dataset] = {}
 
     def __call__(self, trial) -> float:
@@ -264,6 +273,7 @@ class _Objective:
                 out=str(self.plan.trials_dir),
                 threads=self.threads,
                 data_dir=self.plan.data_dir,
+                log=self.plan.log,
             )
             trainer = Trainer(config, self._data(config), callbacks=[PruneTrial(trial)])
         except MlplabError as e:
@@ -271,8 +281,13 @@ class _Objective:
             raise
         run_dir = _trial_dir(self.plan.trials_dir, trial.number, config.run_name)
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
+        runs = self.runs
         with locked(run_dir):
-            result = train_into(run_dir, trainer)
+            if runs is None:
+                result = train_into(run_dir, trainer)
+            else:
+                tags = runs.tags(trial.study, trial.number)
+                result = train_into(run_dir, trainer, runs.parent, tags)
         trial.set_user_attr("iterations", result.iterations)
         pruned = result.stop_reason == "pruned"
         _write_trial_file(run_dir, self.plan, trial, values, result, pruned)

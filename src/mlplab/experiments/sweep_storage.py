@@ -13,7 +13,6 @@ import fcntl
 import functools
 import hashlib
 import os
-import re
 import sqlite3
 import time
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.errors import ConfigError
+from mlplab.tracking.targets import redact
 
 CONNECT_TIMEOUT = 10  # seconds before an unreachable PostgreSQL server is an error
 SQLITE_BUSY_TIMEOUT = 60  # seconds a worker waits for another's write to the SQLite file
@@ -39,11 +39,6 @@ def storage_url(url: str | None, sweep_dir: Path) -> str:
     raise ConfigError(
         f"--storage: {redact(url)}: use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
     )
-
-
-def redact(url: str) -> str:
-    """The URL with its password hidden, fit to print."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def is_postgres(url: str) -> bool:

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import torch
 
 from mlplab.lab.live import LiveRun
-from mlplab.lab.snapshot import linear_grads, snapshot
+from mlplab.lab.snapshot import snapshot
 from mlplab.training.callbacks import Callback, Evaluation
+from mlplab.training.engines import linear_grads
 
 
 class Steering(Protocol):

@@ -47,16 +47,6 @@ def histogram(t: torch.Tensor | None, bins: int = BINS) -> dict[str, Any] | None
     return {"max": m, "counts": counts, "nonfinite": nonfinite}
 
 
-def linear_grads(engine) -> list[torch.Tensor | None]:
-    """The last step's weight gradient of each linear layer, whatever the engine."""
-    if engine.name == "fast":
-        return list(engine.grad_w)  # (in, out): the same norm and histogram
-    if engine.name == "scratch":
-        grads = getattr(engine, "_grads", None)
-        return [g for g, _ in grads] if grads else [None] * len(engine.net.weights)
-    return [layer.weight.grad for layer in engine.module().linears()]
-
-
 @torch.no_grad()
 def hidden_outputs(model: MLP, x: torch.Tensor) -> list[torch.Tensor]:
     """Each hidden layer's activation for a batch, in eval mode (dropout off)."""

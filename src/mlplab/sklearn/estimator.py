@@ -44,6 +44,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         lr_schedule: "constant" (scikit-learn's), "step", "cosine" or "onecycle".
         label_smoothing: of the cross-entropy's targets.
         engine: "auto" (fast where the model allows it), "fast" or "autograd".
+        log: tracking targets, as `mlplab train --log` takes them: ("tensorboard",) writes
+            tb/<date-time>-mlpclassifier/ (with "tensorboard=DIR", DIR/...), and
+            ("mlflow",) or ("mlflow=TRACKING_URI",) logs each fit as an MLflow run.
 
     Fitted attributes are scikit-learn's: classes_, n_features_in_, feature_names_in_
     (from a DataFrame), loss_curve_, best_loss_, validation_scores_,
@@ -80,6 +83,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         lr_schedule="constant",
         label_smoothing=0.0,
         engine="auto",
+        log=(),
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -106,6 +110,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.label_smoothing = label_smoothing
         self.engine = engine
+        self.log = log
 
     # --- fitting -----------------------------------------------------------------------
 
@@ -269,6 +274,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 seed=seed,
                 device=self.device,
                 val_size=n_val,
+                log=tuple(self.log) if isinstance(self.log, list | tuple) else self.log,
             )
             pick_device(config.device)
         except MlplabError as e:

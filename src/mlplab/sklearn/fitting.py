@@ -186,7 +186,10 @@ def train_epochs(
     state on the CPU (keyed by engine, for a partial_fit to continue it), and whether
     training stopped before its last epoch.
     """
-    trainer = Trainer(config, data, callbacks=[book], initial=model)
+    from mlplab.tracking.trackers import make_trackers
+
+    trackers = make_trackers(config, None, name="mlpclassifier")
+    trainer = Trainer(config, data, callbacks=[book, *trackers], initial=model)
     trainer.sampler.shuffle = shuffle  # TrainConfig always shuffles; shuffle=False keeps order
     optimizer = trainer.engine.optimizer
     if adam is not None:

@@ -2,7 +2,8 @@
 
 The Trainer calls each callback at the start, after every optimizer step, after every
 evaluation, at the end of every epoch, at the end of every iteration (when the state is
-whole and can be saved), when it is interrupted, and at the end. A callback may ask training
+whole and can be saved), when it is interrupted, and at the end; and a run that writes a
+run directory calls on_saved once its model is written. A callback may ask training
 to stop (`trainer.stop(reason)`); training then ends cleanly at that step, with a final
 evaluation if the step had none. Nothing raises out of `train` to stop it.
 
@@ -32,6 +33,8 @@ class TrainerView(Protocol):
     so this one names only the Trainer's surface, never the class)."""
 
     state: TrainState
+    engine: Any  # mlplab.training.engines: module(), and the gradients of the last step
+    total: int  # the iterations the run is planned for
 
     @property
     def finished(self) -> bool: ...
@@ -94,6 +97,10 @@ class Callback:
 
     def on_train_end(self, trainer: TrainerView, result: ResultView) -> None:
         pass
+
+    def on_saved(self, trainer: TrainerView, run_dir: Path) -> None:
+        """After a run directory is whole: its model written (never without one, so never on
+        a data-parallel run's other ranks)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}

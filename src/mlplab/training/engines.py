@@ -416,3 +416,13 @@ def resolve_engine(config: TrainConfig) -> str:
 def make_engine(config: TrainConfig, model: MLP, dropout: torch.Generator | None = None) -> Engine:
     """The engine the config resolves to, training `model` (whose init it starts from)."""
     return ENGINES[resolve_engine(config)](config, model, dropout)
+
+
+def linear_grads(engine) -> list[torch.Tensor | None]:
+    """The last step's weight gradient of each linear layer, whatever the engine."""
+    if engine.name == "fast":
+        return list(engine.grad_w)  # (in, out): the same norm and histogram
+    if engine.name == "scratch":
+        grads = getattr(engine, "_grads", None)
+        return [g for g, _ in grads] if grads else [None] * len(engine.net.weights)
+    return [layer.weight.grad for layer in engine.module().linears()]

@@ -38,7 +38,15 @@ from mlplab.training.distributed import Distributed, broadcast_bytes, check_same
 from mlplab.training.trainer import Interrupted, Trainer, TrainResult
 
 # What a resumed run may change: its length, and what cannot change a step it takes.
-RESUMABLE = ("epochs", "iterations", "eval_every", "checkpoint_every", "threads", "device")
+RESUMABLE = (
+    "epochs",
+    "iterations",
+    "eval_every",
+    "checkpoint_every",
+    "threads",
+    "device",
+    "log",
+)
 # ... and where to find the data, which is checked against its checksums wherever it is.
 RESUMABLE_ANYWHERE = ("data_dir",)
 
@@ -98,17 +106,30 @@ def run(
     return run_dir, result
 
 
-def train_into(run_dir: Path, trainer: Trainer) -> TrainResult:
+def train_into(
+    run_dir: Path,
+    trainer: Trainer,
+    parent: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> TrainResult:
     """Train into a run directory that the caller holds locked: its config, metrics, states
-    and, at the end, its model. Raises Interrupted (with .run_dir) when a signal paused it."""
+    and, at the end, its model; and to the trackers config.log names (mlplab.tracking).
+    `parent` and `tags` go to an MLflow run (a sweep nests its trials). Raises Interrupted
+    (with .run_dir) when a signal paused it."""
+    from mlplab.tracking.trackers import make_trackers
+
     config = trainer.config
     write_json(run_dir / CONFIG, config.to_dict())
+    with trainer.clock_stopped():
+        trackers = make_trackers(config, run_dir, parent, tags)
     trainer.callbacks += [
+        *trackers,
         MetricsLog(run_dir / METRICS),
         StateCheckpoints(run_dir / STATES, config.checkpoint_every),
     ]
     result = _train(trainer, run_dir)
     write_model(run_dir, result, config, trainer.data, trainer.device)
+    trainer.saved(run_dir)
     return result
 
 

@@ -20,6 +20,7 @@ use the average's weights; training goes on from the live ones
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -413,10 +414,23 @@ class Trainer:
             if self.dist is None:
                 self.interrupted = reason
 
+    @contextlib.contextmanager
+    def clock_stopped(self):
+        """Time spent inside is not training time (setting up a tracker, say)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.started += time.perf_counter() - start
+
     @property
     def seconds(self) -> float:
         """Training time so far, across every process that worked on this run."""
         return self.state.seconds + time.perf_counter() - self.started
+
+    def saved(self, run_dir: Path) -> None:
+        """Tell the callbacks that the run directory is whole (its model written)."""
+        self._call("on_saved", run_dir)
 
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:

@@ -1,0 +1,76 @@
+"""The numbers both trackers log, named alike: `train/loss` by step, `val/accuracy` and
+`test/loss` at evaluations, `train/epoch_accuracy` at epoch ends, `lr`; and the config as
+flat hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlplab.config import TrainConfig
+from mlplab.training.callbacks import Evaluation, ResultView
+from mlplab.training.state import TrainState
+
+LOSS_EVERY = 10  # log the loss of every 10th training step (Lightning: every 50th)
+FINAL = "final/"  # the returned model's metrics, logged once at the end
+
+
+class StepLoss:
+    """The loss of every LOSS_EVERY-th step, read from the state's running totals: the change
+    over that one step, so a resumed run logs the same value at the same step. Costs a host
+    sync on two steps in LOSS_EVERY."""
+
+    def __init__(self):
+        self._mark: tuple[int, float, int] | None = None  # (iteration, loss total, seen)
+
+    def begin(self, s: TrainState) -> None:
+        self._mark = (s.iteration, float(s.loss_total), s.seen)
+
+    def after_step(self, s: TrainState) -> dict[str, float]:
+        """{'train/loss': ..., 'lr': ...} on a logged step, else {}."""
+        out = {}
+        if s.iteration % LOSS_EVERY == 0 and self._mark and self._mark[0] == s.iteration - 1:
+            total = float(s.loss_total)
+            out = {
+                "train/loss": (total - self._mark[1]) / max(s.seen - self._mark[2], 1),
+                "lr": s.lr,
+            }
+        if (s.iteration + 1) % LOSS_EVERY == 0:
+            self._mark = (s.iteration, float(s.loss_total), s.seen)
+        return out
+
+
+def evaluation_scalars(evaluation: Evaluation) -> dict[str, float]:
+    out = {}
+    for split, metrics in (("val", evaluation.val), ("test", evaluation.test)):
+        if metrics is not None:
+            out[f"{split}/loss"] = metrics.loss
+            out[f"{split}/accuracy"] = metrics.accuracy
+    return out
+
+
+def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
+    return {"train/epoch_accuracy": record["train_accuracy"]}
+
+
+def final_scalars(result: ResultView) -> dict[str, float]:
+    """The returned model's metrics (the best by validation, when there is a validation
+    split), as the hparams table and the MLflow run list show them."""
+    out = {}
+    for split, metrics in (("test", result.test), ("val", result.val)):
+        if metrics is not None:
+            out[f"{FINAL}{split}_accuracy"] = metrics.accuracy
+            out[f"{FINAL}{split}_loss"] = metrics.loss
+    return out
+
+
+def hparam_values(config: TrainConfig) -> dict[str, Any]:
+    """The config as flat hyperparameters: numbers, strings and booleans (None and lists as
+    text), without where things are (out, data_dir, log)."""
+    out = {}
+    for key, value in config.to_dict().items():
+        if key in ("log", "out", "data_dir"):
+            continue
+        if value is None or isinstance(value, list | tuple):
+            value = str(value if value is None else list(value))
+        out[key] = value
+    return out
