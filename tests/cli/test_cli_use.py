@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from PIL import Image
+
+from mlplab.cli import main
+from mlplab.use.export import TORCHSCRIPT_DEPRECATED
+from mlplab.use.predict import predict
 
 
 def write_digits(mnist, tmp_path, n=3) -> list[str]:
@@ -66,11 +71,29 @@ def test_predict_json_and_onnx(trained_run, mnist, tmp_path, cli):
         assert abs(a["top"][0]["probability"] - b["top"][0]["probability"]) < 1e-5
 
 
-def test_export_torchscript_default_path(trained_run, tmp_path, cli):
+def test_predict_with_a_pt2_export(trained_run, mnist, tmp_path, cli, capsys):
+    names = write_digits(mnist, tmp_path, 2)
+    # Exported in this process: the subprocess that matters is predict's.
+    assert main(["export", str(trained_run), "--format", "pt2", "-o", str(tmp_path / "m.pt2")]) == 0
+    assert capsys.readouterr() == (f"{tmp_path / 'm.pt2'}\n", "")
+    out = cli("predict", "m.pt2", *names, "--json", cwd=tmp_path)
+    assert (out.returncode, out.stderr) == (0, "")
+    doc = json.loads(out.stdout)
+    assert doc["model"] == "m.pt2"
+    want = predict(trained_run, [tmp_path / n for n in names], names=names)
+    assert [r["name"] for r in doc["results"]] == names
+    for got, w in zip(doc["results"], want, strict=True):
+        assert got["top"][0]["class"] == w.top[0][0]
+        np.testing.assert_allclose(got["probabilities"], w.probs, rtol=0, atol=1e-6)
+
+
+def test_export_torchscript_default_path_is_deprecated(trained_run, tmp_path, cli):
     out = cli("export", str(trained_run), "--format", "torchscript", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(trained_run / "model.pt")
     assert (trained_run / "model.pt").stat().st_size > 10_000
+    # One line, ours: torch's own deprecation warnings are not shown.
+    assert out.stderr == f"mlplab: warning: {TORCHSCRIPT_DEPRECATED}\n"
 
 
 def test_bad_arguments(trained_run, tmp_path, cli):

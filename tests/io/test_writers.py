@@ -188,7 +188,8 @@ def test_state(kind, tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["000000010"]
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
+@pytest.mark.filterwarnings("ignore:torchscript is deprecated")
 @pytest.mark.parametrize("kind", FAULTS)
 def test_export(kind, fmt, checkpoint, tmp_path, monkeypatch):
     path = tmp_path / "out" / f"model.{fmt}"
@@ -367,7 +368,8 @@ def test_a_full_disk_at_fsync_is_caught_too(tmp_path, monkeypatch):
 # Permissions: the umask decides, for exports as for everything else
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
+@pytest.mark.filterwarnings("ignore:torchscript is deprecated")
 def test_exported_files_are_readable_by_others(fmt, checkpoint, tmp_path):
     old = os.umask(0o022)
     try:
@@ -389,10 +391,10 @@ def one_line(capsys, argv) -> tuple[int, str]:
 
 @pytest.mark.parametrize("kind", FAULTS)
 def test_cli_export(kind, checkpoint, tmp_path, monkeypatch, capsys):
-    path = tmp_path / "out" / "model.pt"
+    path = tmp_path / "out" / "model.pt2"
     path.parent.mkdir()
     inject(monkeypatch, kind, folder=path.parent)
-    argv = ["export", checkpoint.path, "--format", "torchscript", "-o", path]
+    argv = ["export", checkpoint.path, "--format", "pt2", "-o", path]
     assert one_line(capsys, argv) == (1, f"mlplab: error: {path}: {REASON[kind]}\n")
 
 

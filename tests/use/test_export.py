@@ -1,17 +1,19 @@
-"""Exported models (ONNX through onnxruntime, TorchScript) match the eager model."""
+"""Exported models (ONNX through onnxruntime, TorchScript) match the eager model; .pt2 has
+its own file, test_export_pt2.py."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, MlplabWarning
 from mlplab.io.checkpoint import load_checkpoint
-from mlplab.use.export import OnnxModel, export
+from mlplab.use.export import TORCHSCRIPT_DEPRECATED, OnnxModel, export
 from mlplab.use.predict import predict
 
 
@@ -54,9 +56,19 @@ def test_onnx_names_and_metadata(onnx_file, trained_run):
 
 def test_torchscript_loads_and_matches(trained_run, mnist, tmp_path):
     ckpt = load_checkpoint(trained_run)
-    path = export(ckpt, "torchscript", tmp_path / "model.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export(ckpt, "torchscript", tmp_path / "model.pt")
+    # torch deprecates TorchScript: one warning of ours, naming the formats to use instead;
+    # torch's own (torch.jit.trace, torch.jit.save) are not shown.
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (MlplabWarning, TORCHSCRIPT_DEPRECATED)
+    ]
+    assert "--format pt2" in TORCHSCRIPT_DEPRECATED and "--format onnx" in TORCHSCRIPT_DEPRECATED
     extra = {"mlplab.json": ""}
-    scripted = torch.jit.load(str(path), _extra_files=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load's
+        scripted = torch.jit.load(str(path), _extra_files=extra)
     assert json.loads(json.loads(extra["mlplab.json"])["classes"]) == ckpt.classes
     for n in (3, 100):
         x = real_batch(mnist, ckpt, n)

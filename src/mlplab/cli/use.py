@@ -8,8 +8,16 @@ from pathlib import Path
 
 from mlplab.errors import MlplabError
 
+MODEL_HELP = "a run directory, its model.safetensors, or an exported .onnx or .pt2"
+
 
 def add_parsers(sub) -> None:
+    _add_predict(sub)
+    _add_export(sub)
+    _add_serve(sub)
+
+
+def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="top-k classes for image files",
@@ -18,11 +26,7 @@ def add_parsers(sub) -> None:
         "MNIST was: grayscale, light ink on dark, cropped, scaled to 20 px, "
         "centred by mass in 28x28.",
     )
-    p.add_argument(
-        "checkpoint",
-        metavar="CHECKPOINT",
-        help="a run directory, its model.safetensors, or an exported .onnx",
-    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=MODEL_HELP)
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
     p.add_argument("-k", "--top-k", type=int, default=3, help="classes to list (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON document with every result")
@@ -30,31 +34,40 @@ def add_parsers(sub) -> None:
     p.add_argument("--plot", metavar="DIR", help="save a view_classify PNG per image")
     p.set_defaults(func=cmd_predict)
 
+
+def _add_export(sub) -> None:
+    from mlplab.use.export import FORMATS
+
     p = sub.add_parser(
         "export",
-        help="export a checkpoint to ONNX or TorchScript",
+        help="export a checkpoint to ONNX or a torch.export program (.pt2)",
         description="Export with a dynamic batch axis; input `image` float32 "
         "(batch, 1, 28, 28) normalised, output `logits`; the class names and "
-        "normalisation go in the file's metadata.",
+        "normalisation go in the file's metadata. `predict` and `serve` run .onnx and "
+        ".pt2 files; torchscript is deprecated by torch.",
     )
     p.add_argument(
         "checkpoint", metavar="CHECKPOINT", help="a run directory or its model.safetensors"
     )
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx",
+        help="onnx (default; needs the export extra), pt2 (torch.export), or torchscript "
+        "(deprecated)",
+    )
     p.add_argument("-o", "--output", help="file to write (default: beside the checkpoint)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser(
         "serve",
         help="a local web page to draw digits, and a JSON API",
         description="Serve the drawing page at / and the API at /api/predict, "
         "/api/model, /healthz and /docs.",
     )
-    p.add_argument(
-        "checkpoint",
-        metavar="CHECKPOINT",
-        help="a run directory, its model.safetensors, or an exported .onnx",
-    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=MODEL_HELP)
     p.add_argument(
         "--host",
         default="127.0.0.1",

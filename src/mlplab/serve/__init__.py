@@ -1,4 +1,4 @@
-"""The web app: load a checkpoint (or an exported .onnx), predict, nothing else."""
+"""The web app: load a checkpoint (or an exported .onnx or .pt2), predict, nothing else."""
 
 from mlplab.serve.app import create_app
 from mlplab.serve.server import serve

@@ -117,7 +117,7 @@ def _lifespan(pool: WorkPool):
 
 
 def create_app(model: str | Path | Predictor, config: ServeConfig | None = None):
-    """The FastAPI app serving one model (a run directory, .safetensors or .onnx)."""
+    """The FastAPI app serving one model (a run directory, .safetensors, .onnx or .pt2)."""
     config = config or ServeConfig()
     predictor = model if isinstance(model, Predictor) else load_predictor(model)
     pool = WorkPool(config.threads, config.queue)

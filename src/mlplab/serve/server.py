@@ -58,7 +58,7 @@ def serve(
     """Run the app with uvicorn until interrupted; SIGTERM lets requests in flight finish.
 
     Args:
-        model: a run directory, its model.safetensors, or an exported .onnx.
+        model: a run directory, its model.safetensors, or an exported .onnx or .pt2.
         workers: server processes, each with its own pool, queue and one intra-op thread.
         config: the limits of each process (body size, pool, queue, time).
     """

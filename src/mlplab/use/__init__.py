@@ -1,1 +1,1 @@
-"""Using a trained model: predict on images, export to ONNX or TorchScript."""
+"""Using a trained model: predict on images, export to ONNX, torch.export (.pt2) or TorchScript."""

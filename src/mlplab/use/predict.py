@@ -213,6 +213,13 @@ class Predictor:
         onnx = OnnxModel(path)
         return cls(onnx, onnx.classes, onnx.mean, onnx.std, onnx.info, onnx.path)
 
+    @classmethod
+    def from_pt2(cls, path: str | Path) -> Predictor:
+        from mlplab.use.export import Pt2Model
+
+        program = Pt2Model(path)
+        return cls(program, program.classes, program.mean, program.std, program.info, program.path)
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) floats in [0, 1] -> (N, classes) probabilities, float64."""
         x = ((np.asarray(images, dtype=np.float32) - self.mean) / self.std).reshape(-1, 1, 28, 28)
@@ -223,9 +230,12 @@ class Predictor:
 
 
 def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
-    """A run directory, a .safetensors checkpoint or an exported .onnx file -> a Predictor."""
+    """A run directory, a .safetensors checkpoint, or an exported .onnx or .pt2 file -> a
+    Predictor."""
     if str(path).endswith(".onnx"):
         return Predictor.from_onnx(path)
+    if str(path).endswith(".pt2"):
+        return Predictor.from_pt2(path)
     from mlplab.io.checkpoint import load_checkpoint
 
     return Predictor.from_checkpoint(load_checkpoint(path, device))
@@ -255,7 +265,7 @@ def predict(
 
     Args:
         model: a Predictor, a Checkpoint (from load_checkpoint), or a path to a run
-            directory, a .safetensors checkpoint or an exported .onnx model.
+            directory, a .safetensors checkpoint, or an exported .onnx or .pt2 model.
         images: the images; each is prepared as MNIST digits were.
         top_k: how many classes to list in each prediction's `top`.
         names: how to call each image in errors and results (default: its path or index).
