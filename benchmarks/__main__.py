@@ -112,6 +112,7 @@ SCRIPTS = (
     ("7. Sweeps: Optuna's bookkeeping per trial", "sweep_overhead", []),
     ("8. Soak: mlplab serve under a mixed load", "soak", []),
     ("9. The lab: training with the page open", "lab", []),
+    ("10. Tracking: TensorBoard and MLflow at once", "tracking", []),
 )
 
 

@@ -18,11 +18,14 @@ SRC = Path(mlplab.__file__).parent
 # Lower layers never import higher ones. Within a layer, modules may import each other
 # (without cycles). The root package (mlplab/__init__) only names things lazily.
 LAYERS = (
+    # tracking.targets parses `log`, which the config checks; tracking's callbacks sit with
+    # the training loop that calls them
     ("mlplab.errors", "mlplab.io.atomic", "mlplab.io.safetensors", "mlplab.io"),
+    ("mlplab.tracking.targets",),
     ("mlplab.data", "mlplab.nn"),
     ("mlplab.io.checkpoint", "mlplab.io.rundir"),
     ("mlplab.config",),
-    ("mlplab.training",),
+    ("mlplab.training", "mlplab.tracking"),
     ("mlplab.use", "mlplab.viz", "mlplab.experiments", "mlplab.sklearn"),
     ("mlplab.serve", "mlplab.lab"),
     ("mlplab.cli", "mlplab.__main__"),

@@ -97,6 +97,7 @@ def cmd_train(args) -> int:
 def _train(args, job) -> int:
     """Train (one process, or one rank of a torchrun job); rank 0 alone prints."""
     from mlplab.data.dataset import load_dataset
+    from mlplab.tracking.trackers import check_targets
     from mlplab.training.engines import resolve_engine
     from mlplab.training.runner import run
     from mlplab.training.signals import StopOnSignal
@@ -107,6 +108,7 @@ def _train(args, job) -> int:
     if not args.resume:
         config = config_from_args(args)
         resolve_engine(config)  # an engine that cannot train the model fails before the data
+        check_targets(config)  # ... and so does a tracking server that does not answer
         data = load_dataset(config.dataset, data_dir=config.data_dir, progress=download_bar())
     progress = _progress() if main and interactive(args) else None
     changes = resume_changes(args) if args.resume else None

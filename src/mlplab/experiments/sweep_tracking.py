@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 from mlplab.errors import MlplabWarning
-from mlplab.tracking.mlflow_log import client_for, experiment_id, read_run_file
+from mlplab.tracking.mlflow_log import open_experiment, read_run_file
 from mlplab.tracking.targets import parse_logs, redact
 
 PARENT_ATTR = "mlplab:mlflow_parent"
@@ -29,8 +29,7 @@ class StudyRuns:
     """The study's parent run, and the settling of each trial's run."""
 
     def __init__(self, uri: str | None, study, lock):
-        self.client, self.uri = client_for(uri)
-        self.experiment = experiment_id(self.client)
+        self.client, self.uri, self.experiment = open_experiment(uri)
         lock.acquire()
         try:
             saved = study.user_attrs.get(PARENT_ATTR) or {}

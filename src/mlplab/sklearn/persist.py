@@ -75,8 +75,9 @@ def load(cls: type[BaseEstimator], path: str | Path) -> BaseEstimator:
 
 def _rebuild(cls, meta: dict, tensors: dict[str, torch.Tensor]):
     params = dict(meta["params"])
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    for name in ("hidden_layer_sizes", "log"):  # tuples, which JSON keeps as lists
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
     est = cls(**params)
     dtype = np.dtype(meta["classes_dtype"])
     if dtype.kind not in LABEL_KINDS:

@@ -21,6 +21,8 @@ metric that the run already holds: those were logged before the stop, with the s
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import subprocess
 import threading
@@ -48,18 +50,17 @@ from mlplab.training.callbacks import Callback, Evaluation, ResultView, TrainerV
 
 EXPERIMENT = "mlplab"
 RUN_FILE = "mlflow.json"  # in the run directory: which MLflow run it is logged to
-PROBE_TIMEOUT = 5.0  # seconds for the first answer of a tracking server
+PROBE_TIMEOUT = 4.0  # seconds for the first answer of a tracking server
 WAIT = 10.0  # seconds training waits for the sent calls at a saved state
 WAIT_END = 60.0  # ... and for the files at the end
 ARTIFACTS = ("model.safetensors", "model.json", "metrics.jsonl", "report.html")
 
 
-def client_for(uri: str | None):
-    """(MlflowClient, its URI): a server is reached first, within PROBE_TIMEOUT seconds,
-    or the error says so, the URI's password hidden."""
+def tracking_uri(uri: str | None) -> str:
+    """The URI to log to; a server must answer within PROBE_TIMEOUT seconds, or the error
+    says so, the URI's password hidden."""
     try:
         import mlflow
-        from mlflow import MlflowClient
     except ImportError:
         raise MlplabError(
             "--log mlflow needs the mlflow package: pip install 'mlplab[mlflow]'"
@@ -67,7 +68,7 @@ def client_for(uri: str | None):
     uri = uri or mlflow.get_tracking_uri()  # MLFLOW_TRACKING_URI, else MLflow's default
     if uri.startswith(("http://", "https://")):
         probe(uri)
-    return MlflowClient(uri), uri
+    return uri
 
 
 def probe(uri: str) -> None:
@@ -92,12 +93,53 @@ def probe(uri: str) -> None:
         ) from None
 
 
-def experiment_id(client, name: str | None = None) -> str:
+def open_experiment(uri: str | None):
+    """(MlflowClient, its URI, the experiment's id). Any failure is an MlplabError."""
+    uri = tracking_uri(uri)
+    from mlflow import MlflowClient
+
+    try:
+        with _store_lock(uri):
+            client = MlflowClient(uri)
+            return client, uri, experiment_id(client)
+    except MlplabError:
+        raise
+    except Exception as e:
+        raise MlplabError(f"--log mlflow={redact(uri)}: {_reason(e)}") from None
+
+
+def experiment_id(client) -> str:
+    """The id of the `mlplab` experiment (or $MLFLOW_EXPERIMENT_NAME's), made if need be."""
     from mlflow.environment_variables import MLFLOW_EXPERIMENT_NAME
 
-    name = name or MLFLOW_EXPERIMENT_NAME.get() or EXPERIMENT
+    name = MLFLOW_EXPERIMENT_NAME.get() or EXPERIMENT
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # another process made it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """For a SQLite store, one process at a time: MLflow creates and migrates a new database
+    on its first use, and two processes doing that at once fail."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class MlflowLog(Callback):
@@ -125,14 +167,10 @@ class MlflowLog(Callback):
         tags: dict[str, str] | None = None,
         run_name: str | None = None,
     ):
-        self.client, self.uri = client_for(uri)
+        self.client, self.uri, self.experiment = open_experiment(uri)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.config, self.parent, self.tags = config, parent, tags or {}
         self.run_name = run_name or (self.run_dir.name if self.run_dir else "mlp")
-        try:
-            self.experiment = experiment_id(self.client)
-        except Exception as e:
-            raise MlplabError(f"--log mlflow={redact(self.uri)}: {_reason(e)}") from None
         self.run_id: str | None = None
         self.sender = Sender(redact(self.uri))
         self.loss = StepLoss()

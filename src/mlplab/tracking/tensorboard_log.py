@@ -101,10 +101,10 @@ class TensorBoardLog(Callback):
             w.add_histogram(f"weights/fc{i}", _finite(layer.weight), step)
             if grad is not None:
                 w.add_histogram(f"gradients/fc{i}", _finite(grad), step)
-        w.add_image("weights/fc1", first_layer_image(model.linears()[0].weight), step)
+        w.add_image("images/fc1_weights", first_layer_image(model.linears()[0].weight), step)
         shown = evaluation.test or evaluation.val
         if shown is not None:
-            w.add_image("confusion", confusion_image(shown.confusion), step)
+            w.add_image("images/confusion", confusion_image(shown.confusion), step)
 
     def on_epoch_end(self, trainer: TrainerView, record: dict[str, Any]) -> None:
         self._scalars(epoch_scalars(record), record["iteration"])

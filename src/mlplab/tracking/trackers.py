@@ -49,3 +49,17 @@ def make_trackers(
 
             trackers.append(MlflowLog(target.where, run_dir, config, parent, tags, label))
     return trackers
+
+
+def check_targets(config: TrainConfig) -> None:
+    """Fail early, before the data is loaded, for a missing extra, or a tracking server
+    named in config.log that does not answer (within mlflow_log.PROBE_TIMEOUT seconds)."""
+    for target in parse_logs(config.log):
+        if target.kind == "tensorboard":
+            from mlplab.tracking.tensorboard_log import summary_writer
+
+            summary_writer()
+        elif (target.where or "").startswith(("http://", "https://")):
+            from mlplab.tracking.mlflow_log import tracking_uri
+
+            tracking_uri(target.where)
