@@ -218,10 +218,16 @@ def test_torchrun_trains_the_model_one_process_trains(single, tmp_path):
 
 
 def test_the_shorthand_starts_torchrun(single, tmp_path):
-    rc, out, err = mlplab(*SMALL, "--nproc-per-node", "2", "--out", "two", cwd=tmp_path)
+    rc, out, err = mlplab(
+        *SMALL, "--nproc-per-node", "2", "--out", "two", "--log", "tensorboard=tb", cwd=tmp_path
+    )
     assert rc == 0, err[-3000:]
-    assert max_difference(only_run(tmp_path / "two"), single) < 1e-5
+    run = only_run(tmp_path / "two")
+    assert max_difference(run, single) < 1e-5
     assert "Setting OMP_NUM_THREADS" not in err
+    # rank 0 alone logs: one event file, in the folder named after its run directory
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == [run.name]
+    assert len(list((tmp_path / "tb" / run.name).glob("events.out.tfevents.*"))) == 1
 
 
 def test_two_machines_meet_on_loopback(single, tmp_path):
