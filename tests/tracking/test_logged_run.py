@@ -91,9 +91,12 @@ def test_images_are_the_first_layer_and_the_confusion_matrix(logged):
     assert (confusion[-1].width, confusion[-1].height) == (120, 120)  # 10 classes, 12 px
     # the picture is of the live weights at step 40, which the saved state holds
     fc1 = live_weights(run_dir, (64, 784))
-    expected = (first_layer_image(fc1)[0] * 255).numpy()
-    drawn = np.asarray(Image.open(io.BytesIO(tiles[-1].encoded_image_string)).convert("L"))
-    assert np.abs(drawn.astype(float) - expected).max() <= 1.0
+    expected = (first_layer_image(fc1) * 255).numpy()
+    drawn = Image.open(io.BytesIO(tiles[-1].encoded_image_string))
+    assert drawn.mode == "L"  # grey: one channel
+    assert np.abs(np.asarray(drawn).astype(float) - expected).max() <= 0.5001
+    colour = Image.open(io.BytesIO(confusion[-1].encoded_image_string))
+    assert colour.mode == "RGB" and colour.size == (120, 120)
 
 
 def live_weights(run_dir, shape: tuple[int, int]) -> torch.Tensor:

@@ -176,9 +176,13 @@ class MlflowLog(Callback):
         self.loss = StepLoss()
         self.pending: list = []
         self.logged: dict[str, int] = {}  # a resumed run: the last step of each metric
+        self._open_run()  # now, before training: an error stops the run before it starts
 
     def on_train_begin(self, trainer: TrainerView) -> None:
         self.loss.begin(trainer.state)
+
+    def _open_run(self) -> None:
+        """Continue the run that RUN/mlflow.json names (a resume), or start one."""
         saved = read_run_file(self.run_dir) if self.run_dir else None
         try:
             if saved and saved.get("uri") == redact(self.uri):
@@ -187,11 +191,9 @@ class MlflowLog(Callback):
                 self.client.update_run(self.run_id, status="RUNNING")
             else:
                 self._start()
-        except MlplabError:
-            raise
+            self.client.set_tag(self.run_id, "mlplab.config", json.dumps(_shown(self.config)))
         except Exception as e:
             raise MlplabError(f"--log mlflow={redact(self.uri)}: {_reason(e)}") from None
-        self.client.set_tag(self.run_id, "mlplab.config", json.dumps(_shown(self.config)))
 
     def _start(self) -> None:
         from mlflow.entities import Param

