@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import replace
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 
 import mlplab
+from benchmarks.harness import git_commit
 from benchmarks.trainer import load_mnist
 from mlplab import TrainConfig
 from mlplab.tracking.mlflow_log import MlflowLog
@@ -87,15 +87,6 @@ def measure(rounds: int, epochs: int | None, folder: Path) -> dict[str, list]:
     return found
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-
-
 def report(found: dict[str, list], rounds: int) -> str:
     none, both = statistics.median(found["none"]), statistics.median(found["both"])
     cost = (both / none - 1) * 100
@@ -121,7 +112,7 @@ def report(found: dict[str, list], rounds: int) -> str:
             f"The default job (`mlplab train`'s defaults) on real MNIST, {rounds} rounds, the "
             f"modes alternating; mlplab {mlplab.__version__}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-            f"commit {_commit()}; `python -m benchmarks.tracking --rounds {rounds}`.",
+            f"commit {git_commit()}; `python -m benchmarks.tracking --rounds {rounds}`.",
         ]
     )
 

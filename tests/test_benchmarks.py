@@ -27,6 +27,7 @@ SECTIONS = [
     "7. Sweeps: Optuna's bookkeeping per trial",
     "8. Soak: mlplab serve under a mixed load",
     "9. The lab: training with the page open",
+    "10. Tracking: TensorBoard and MLflow at once",
 ]
 TARGETS = [
     "Throughput",
@@ -86,7 +87,7 @@ def test_smoke_writes_every_section(report):
     assert list(sections(report)) == SECTIONS
 
 
-SCRIPT_SECTIONS = SECTIONS[-4:]  # scripts of their own, each with its own tests
+SCRIPT_SECTIONS = SECTIONS[-5:]  # scripts of their own, each with its own tests
 
 
 def test_every_table_row_is_filled(report):

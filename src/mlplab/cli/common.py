@@ -46,6 +46,15 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 help=help_text.replace("(default: ())", "(default: none)"),
                 metavar="TARGET",
             )
+            # the same under torchrun, whose own parser takes --log for an abbreviation of
+            # its --log-dir and --logs-specs and stops there
+            parser.add_argument(
+                f"{flag}-target",
+                action="append",
+                dest=f.name,
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
         elif base is bool:
             parser.add_argument(
                 flag, action="store_true", default=argparse.SUPPRESS, help=help_text
@@ -139,6 +148,16 @@ def download_bar():
             bar.close()
 
     return progress
+
+
+def torchrun_safe(argv: list[str]) -> list[str]:
+    """argv with --log spelled --log-target, which torchrun's parser leaves alone."""
+    out = []
+    for arg in argv:
+        if arg == "--log" or arg.startswith("--log="):
+            arg = "--log-target" + arg[len("--log") :]
+        out.append(arg)
+    return out
 
 
 def without_flag(argv: list[str], flag: str) -> list[str]:

@@ -13,6 +13,7 @@ from mlplab.cli.common import (
     data_dir,
     download_bar,
     interactive,
+    torchrun_safe,
     without_flag,
 )
 
@@ -161,7 +162,7 @@ def _torchrun(args) -> int:
         from mlplab.errors import ConfigError
 
         raise ConfigError(f"--nproc-per-node: must be at least 1, got {args.nproc_per_node}")
-    argv = without_flag(args.argv, "--nproc-per-node")
+    argv = torchrun_safe(without_flag(args.argv, "--nproc-per-node"))
     command = [
         sys.executable,
         "-m",

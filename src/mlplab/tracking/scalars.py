@@ -8,6 +8,7 @@ from typing import Any
 
 from mlplab.config import TrainConfig
 from mlplab.training.callbacks import Evaluation, ResultView
+from mlplab.training.evaluate import Metrics
 from mlplab.training.state import TrainState
 
 LOSS_EVERY = 10  # log the loss of every 10th training step (Lightning: every 50th)
@@ -39,13 +40,18 @@ class StepLoss:
         return out
 
 
-def evaluation_scalars(evaluation: Evaluation) -> dict[str, float]:
+def _split_scalars(splits: dict[str, Metrics | None], name: str) -> dict[str, float]:
+    """Loss and accuracy of each split there is, named by `name` (split, what)."""
     out = {}
-    for split, metrics in (("val", evaluation.val), ("test", evaluation.test)):
+    for split, metrics in splits.items():
         if metrics is not None:
-            out[f"{split}/loss"] = metrics.loss
-            out[f"{split}/accuracy"] = metrics.accuracy
+            out[name.format(split=split, what="loss")] = metrics.loss
+            out[name.format(split=split, what="accuracy")] = metrics.accuracy
     return out
+
+
+def evaluation_scalars(evaluation: Evaluation) -> dict[str, float]:
+    return _split_scalars({"val": evaluation.val, "test": evaluation.test}, "{split}/{what}")
 
 
 def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -55,12 +61,8 @@ def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
 def final_scalars(result: ResultView) -> dict[str, float]:
     """The returned model's metrics (the best by validation, when there is a validation
     split), as the hparams table and the MLflow run list show them."""
-    out = {}
-    for split, metrics in (("test", result.test), ("val", result.val)):
-        if metrics is not None:
-            out[f"{FINAL}{split}_accuracy"] = metrics.accuracy
-            out[f"{FINAL}{split}_loss"] = metrics.loss
-    return out
+    splits = {"test": result.test, "val": result.val}
+    return _split_scalars(splits, FINAL + "{split}_{what}")
 
 
 def hparam_values(config: TrainConfig) -> dict[str, Any]:
