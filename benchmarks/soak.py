@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import cpu_model, git_commit, load_average
+from benchmarks.serve_soak import mixed_cases, running_server, soak
 from mlplab.data.dataset import load_dataset
-from mlplab.serve.soak import mixed_cases, running_server, soak
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -156,3 +156,18 @@ def test_each_engine_states_what_it_can_train():
     for name, engine in ENGINES.items():
         assert engine.name == name
         assert callable(engine.cannot_train)
+
+
+def test_serve_holds_the_server_alone():
+    """Every module of mlplab.serve is part of what `mlplab serve` runs; load generators and
+    soak drivers live in benchmarks/."""
+    reached, todo = set(), ["mlplab.cli.use"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += GRAPH.get(module, ())
+    serve = {m for m in MODULES if m.startswith("mlplab.serve")}
+    by_name = {"mlplab.serve.worker"}  # uvicorn imports it from a string, for --workers
+    assert "mlplab.serve.worker:" in MODULES["mlplab.serve.server"].read_text()
+    assert serve - reached == by_name

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 import pytest
+from benchmarks.loadtest import Case, Client, run_coroutine, run_load
+from benchmarks.serve_soak import free_port, png, running_server
 
 from mlplab.serve import ServeConfig, create_app
-from mlplab.serve.loadtest import Case, Client, run_coroutine, run_load
-from mlplab.serve.soak import free_port, png, running_server
 from mlplab.use.predict import Predictor
 
 MIB = 1024 * 1024
@@ -39,9 +39,14 @@ def mid_png(mnist) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(trained_run):
-    with running_server(trained_run) as (url, _):
-        yield url
+def served(trained_run):
+    with running_server(trained_run) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +120,78 @@ def test_expect_100_continue_gets_the_413_and_no_go_ahead(server):
     assert reply.startswith(b"HTTP/1.1 413"), reply[:100]  # not "100 Continue" first
 
 
-@pytest.mark.parametrize("size", [2 * MIB + 1, 5 * MIB])
+# just over the 2 MiB limit, 5 times it, and 10 times it
+SIZES = [2 * MIB + 1, 10 * MIB, 20 * MIB]
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_a_sent_body_over_the_limit_reads_as_413_not_a_reset(server, size):
     reply = exchange(server, post_head("image/png", f"Content-Length: {size}\r\n"), b"\0" * size)
-    assert status_of(reply) == 413
+    assert status_of(reply) == 413 and b"limit of 2097152 bytes" in reply
+
+
+def too_big_json(size: int) -> bytes:
+    """A pixels body of at least `size` bytes, as a user would post it."""
+    row = json.dumps([0.5] * 784).encode()
+    rows = size // (len(row) + 2) + 1
+    return b'{"pixels": [' + b", ".join([row] * rows) + b"]}"
+
+
+def test_urllib_reads_the_413_of_a_body_ten_times_too_big(server):
+    """The issue's case: 18.7 MiB of {"pixels": [[0.5] * 784] * 5000} from urllib, which
+    writes the whole body before it reads a byte of the answer; 20 tries in a row."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"pixels": [[0.5] * 784] * 5000}).encode()
+    assert len(body) > 18 * MIB
+    for _ in range(20):
+        request = urllib.request.Request(
+            f"{server}/api/predict", data=body, headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=60)
+        assert e.value.code == 413
+        assert json.loads(e.value.read()) == {"error": "body exceeds the limit of 2097152 bytes"}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_requests_reads_the_413(server, size):
+    import requests
+
+    with requests.Session() as session:
+        for _ in range(3):  # the connection is kept or closed as the server said
+            reply = session.post(
+                f"{server}/api/predict",
+                data=too_big_json(size),
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
+            assert reply.status_code == 413
+            assert reply.json() == {"error": "body exceeds the limit of 2097152 bytes"}
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_chunked_body_growing_past_the_limit_reads_as_413(server, size):
+    """No Content-Length: urllib and requests send an iterable body chunked."""
+    import urllib.error
+    import urllib.request
+
+    import requests
+
+    def pieces():
+        data = too_big_json(size)
+        for i in range(0, len(data), 256 * 1024):
+            yield data[i : i + 256 * 1024]
+
+    request = urllib.request.Request(
+        f"{server}/api/predict", data=pieces(), headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=60)
+    assert e.value.code == 413 and b"limit of 2097152 bytes" in e.value.read()
+    reply = requests.post(f"{server}/api/predict", data=pieces(), timeout=60)
+    assert reply.status_code == 413 and "limit of 2097152 bytes" in reply.json()["error"]
 
 
 def chunked(data: bytes, piece: int = 65536) -> bytes:
@@ -141,7 +214,11 @@ def test_chunked_body_over_the_limit_is_413_and_the_connection_goes_on(server, m
     assert status_of(second) == 200 and b'"class": "7"' in second
 
 
-def test_an_endless_chunked_upload_is_cut_off(server):
+def test_an_endless_chunked_upload_is_cut_off_and_memory_stays(served):
+    import psutil
+
+    server, proc = served
+    rss = psutil.Process(proc.pid).memory_info().rss
     piece = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
     sent = 0
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=20) as s:
@@ -152,8 +229,10 @@ def test_an_endless_chunked_upload_is_cut_off(server):
                 sent += len(piece)
         except OSError:  # the server closed: what it said is in our receive buffer or lost
             pass
-    # The server reads at most the 16 MiB drain limit; the socket buffers hold a few more.
+    # The server reads at most the 32 MiB drain limit; the socket buffers hold a few more.
     assert sent < 64 * MIB
+    # what it read it threw away: the server grew by far less than it was sent
+    assert psutil.Process(proc.pid).memory_info().rss - rss < 8 * MIB
 
 
 def test_overload_gets_503_with_retry_after_and_recovers(small_queue, mid_png):

@@ -13,10 +13,10 @@ import urllib.request
 
 import numpy as np
 import pytest
+from benchmarks.loadtest import load_test
 from PIL import Image
 
 from conftest import draw
-from mlplab.serve.loadtest import load_test
 
 
 def free_port() -> int:

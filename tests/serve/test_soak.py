@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from mlplab.serve.soak import mixed_cases, running_server, soak
+from benchmarks.serve_soak import mixed_cases, running_server, soak
 
 
 def test_soak_mixed_good_and_bad_requests(trained_run, mnist):

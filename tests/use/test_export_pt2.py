@@ -16,12 +16,12 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from benchmarks.serve_soak import free_port, png
 
 from mlplab import cli
 from mlplab.errors import MlplabError
 from mlplab.io.checkpoint import load_checkpoint
 from mlplab.serve import create_app
-from mlplab.serve.soak import free_port, png
 from mlplab.use.export import Pt2Model, export
 from mlplab.use.predict import predict
 from mlplab.use.pt2 import Refused

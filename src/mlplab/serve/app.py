@@ -134,7 +134,12 @@ def create_app(model: str | Path | Predictor, config: ServeConfig | None = None)
     _add_page_routes(app)
     _add_api_routes(app, predictor, pool, config)
     # Added last is outermost: the time limit covers reading the body too.
-    app.add_middleware(BodyLimit, limit=config.max_body, drain_limit=config.drain_limit)
+    app.add_middleware(
+        BodyLimit,
+        limit=config.max_body,
+        drain_limit=config.drain_limit,
+        drain_seconds=config.drain_seconds,
+    )
     app.add_middleware(TimeLimit, seconds=config.timeout)
     return app
 

@@ -1,9 +1,10 @@
 """ASGI middleware that bounds every request: its body's size, and its time.
 
 The body limit is enforced as bytes arrive, so no request is ever buffered past it. A body
-over the limit is thrown away as it arrives, up to a drain limit, and then refused with 413:
-a client still sending when the server answers and closes (urllib always asks to close) sees
-a reset instead of the answer. A declared Content-Length over the drain limit, or one whose
+over the limit is thrown away as it arrives, up to a drain limit in bytes and in seconds (a
+lingering close, as nginx does), and then refused with 413: a client still sending when the
+server answers and closes (urllib and requests write the whole body before they read) would
+see a reset instead of the answer. A declared Content-Length over the drain limit, or one whose
 client waits for "100 Continue", is refused before a byte of the body is read. A body without
 a length (chunked) is counted, and refused the same way once past the limit.
 """
@@ -43,8 +44,9 @@ def expects_continue(scope) -> bool:
 class BodyLimit:
     """413 for a body past `limit` bytes, without ever holding more than `limit` of it."""
 
-    def __init__(self, app, limit: int, drain_limit: int):
+    def __init__(self, app, limit: int, drain_limit: int, drain_seconds: float = 10.0):
         self.app, self.limit, self.drain_limit = app, limit, drain_limit
+        self.drain_seconds = drain_seconds
 
     def _error(self) -> dict:
         return {"error": f"body exceeds the limit of {self.limit} bytes"}
@@ -56,9 +58,10 @@ class BodyLimit:
         if declared is not None and declared > self.limit:
             if declared > self.drain_limit:  # not worth reading: answer, and hang up
                 return await send_json(send, 413, self._error(), (CLOSE,))
+            more = False
             if not expects_continue(scope):  # a client waiting for "100 Continue" sends nothing
-                await self._drain(receive, 0)
-            return await send_json(send, 413, self._error())
+                more = await self._drain(receive, 0)
+            return await send_json(send, 413, self._error(), (CLOSE,) if more else ())
         seen, refused = 0, False
 
         async def counted_receive():
@@ -80,14 +83,19 @@ class BodyLimit:
         await self.app(scope, counted_receive, guarded_send)
 
     async def _drain(self, receive, seen: int) -> bool:
-        """Read and drop the rest of a body up to the drain limit; True if more is coming."""
-        while seen <= self.drain_limit:
-            message = await receive()
-            if message["type"] != "http.request":
-                return False
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return False
+        """Read and drop the rest of a body up to the drain limit, for at most drain_seconds;
+        True if more is coming (the connection then closes)."""
+        try:
+            async with asyncio.timeout(self.drain_seconds):
+                while seen <= self.drain_limit:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return False
+                    seen += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return False
+        except TimeoutError:
+            pass
         return True
 
 

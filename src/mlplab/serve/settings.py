@@ -17,7 +17,9 @@ class ServeConfig:
     Args:
         max_body: bytes a request body may have; past it, 413.
         drain_limit: a body over max_body is read and thrown away up to this many bytes, so
-            that the client reads the 413 instead of a reset; past it the server closes.
+            that the client reads the 413 instead of a reset (Python's urllib and requests
+            send the whole body before they read); past it the server answers and closes.
+        drain_seconds: ... and for at most this long.
         threads: pool threads that decode images and run the model.
         queue: requests admitted at once, running or waiting; one more gets 503.
         timeout: seconds a request may take, reading its body included; past it, 504.
@@ -25,7 +27,8 @@ class ServeConfig:
     """
 
     max_body: int = 2 * MIB
-    drain_limit: int = 16 * MIB
+    drain_limit: int = 32 * MIB  # 16 times max_body: a body 10 times too big still hears why
+    drain_seconds: float = 10.0
     threads: int = 1
     queue: int = 64
     timeout: float = 30.0
@@ -40,6 +43,8 @@ class ServeConfig:
             raise ConfigError(
                 f"drain_limit must be at least max_body ({self.max_body}), got {self.drain_limit}"
             )
+        if not (self.drain_seconds > 0 and math.isfinite(self.drain_seconds)):
+            raise ConfigError(f"drain_seconds must be positive, got {self.drain_seconds}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}")
 

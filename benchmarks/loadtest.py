@@ -1,11 +1,11 @@
 """A bounded load test of /api/predict on a server you run: N requests, C at a time.
 
-    python -m mlplab.serve.loadtest http://127.0.0.1:8000 --requests 2000 --concurrency 16
+    python -m benchmarks.loadtest http://127.0.0.1:8000 --requests 2000 --concurrency 16
 
 Each of C clients keeps one HTTP/1.1 connection open (h11 over asyncio streams, so that the
 load generator costs the server's cores little). It stops after the request count or the
 time limit, whichever comes first, and reports latency percentiles and requests/s. While it
-runs, a separate process (mlplab.serve.probe) asks /healthz every 20 ms and times the answers.
+runs, a separate process (benchmarks.healthz_probe) asks /healthz every 20 ms and times the answers.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
+
+ROOT = Path(__file__).resolve().parent.parent  # python -m benchmarks.healthz_probe runs here
 
 CHUNK = 64 * 1024
 DROPS = (OSError, EOFError, asyncio.TimeoutError, h11.ProtocolError)
@@ -185,14 +188,16 @@ async def run_load(
 
 
 class _HealthProbe:
-    """python -m mlplab.serve.probe for the duration of a `with` block."""
+    """python -m benchmarks.healthz_probe for the duration of a `with` block."""
 
     def __init__(self, url: str, tally: Tally):
         self.url, self.tally = url, tally
 
     def __enter__(self):
-        command = [sys.executable, "-m", "mlplab.serve.probe", self.url]
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        command = [sys.executable, "-m", "benchmarks.healthz_probe", self.url]
+        self._process = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         return self
 
     def __exit__(self, *exc):
@@ -272,7 +277,7 @@ def load_test(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mlplab.serve.loadtest", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.loadtest", description=__doc__.splitlines()[0]
     )
     parser.add_argument("url", help="the server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--requests", type=int, default=2000)

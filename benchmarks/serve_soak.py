@@ -1,6 +1,7 @@
 """A soak test of `mlplab serve`: a long mix of good and bad requests, and what must hold.
 
-Used by tests/serve/test_soak.py (bounded) and benchmarks/soak.py (20,000 requests). It holds
+Used by tests/serve/test_soak.py (bounded) and benchmarks/soak.py (20,000 requests); it
+lives here, beside the benchmarks, because nothing in the product runs it. It holds
 when: no 5xx but the deliberate 503s of overload (counted), no dropped connection, every case
 answered with its own status, server memory (children included) grown by at most 10% from
 the first to the last thousand requests, and /healthz answering fast under the load.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplab.serve.loadtest import Case, run_coroutine, run_load
+from benchmarks.loadtest import Case, run_coroutine, run_load
 
 MIB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """Time GET /healthz every 20 ms until stdin closes, then print the latencies as JSON.
 
-    python -m mlplab.serve.probe http://127.0.0.1:8000
+    python -m benchmarks.healthz_probe http://127.0.0.1:8000
 
 The load generator runs this in a process of its own: timed from the generator's event loop,
 each answer would also wait for that busy loop to get round to it, and /healthz would look
