@@ -145,7 +145,9 @@ def test_a_finished_run_is_not_trained_again(small, tmp_path):
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step"])
 def test_extending_a_schedule_that_depends_on_the_length_is_refused(small, tmp_path, schedule):
     done, _ = run(cfg(tmp_path, schedule=schedule), small)
-    with pytest.raises(ConfigError, match=rf"^iterations: the {schedule} schedule spreads"):
+    with pytest.raises(
+        ConfigError, match=rf"/state.json: iterations: the {schedule} schedule spreads"
+    ):
         run(cfg(tmp_path, schedule=schedule, iterations=60), small, resume_from=done)
 
 
@@ -173,6 +175,20 @@ def test_evaluations_may_not_move_when_a_validation_split_chooses_the_model(smal
         run(config, small, callbacks=[InterruptAt(5)])
     with pytest.raises(ConfigError, match=r"^eval_every: the best model and early stopping"):
         run(config.replace(eval_every=5), small, resume_from=stopped.value.run_dir)
+
+
+def test_an_edited_number_in_the_newest_state_is_caught_and_skipped(small, tmp_path):
+    """state.json parses after the edit, so only its own checksum can tell."""
+    config = cfg(tmp_path)
+    with pytest.raises(Interrupted) as stopped:
+        run(config, small, callbacks=[InterruptAt(25)])
+    run_dir = stopped.value.run_dir
+    tree = run_dir / "state" / "000000025" / "state.json"
+    tree.write_text(tree.read_text().replace('"iteration": 25', '"iteration": 24', 1))
+    with pytest.warns(MlplabWarning, match=r"000000025/state.json: checksum mismatch: .*before it"):
+        run(None, small, resume_from=run_dir)
+    reference, _ = run(config.replace(out=str(tmp_path / "ref")), small)
+    same_run(run_dir, reference)
 
 
 def test_a_damaged_newest_state_falls_back_to_the_one_before(small, tmp_path):

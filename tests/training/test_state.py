@@ -211,9 +211,15 @@ def test_the_state_folder_is_safetensors_plus_json(tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(preset=None, model="784-64-10:relu"), r"^model: the saved state has '784-100-10"),
-        (dict(engine="autograd"), r"^engine: the saved state has 'fast', the config 'autograd'"),
-        (dict(val_size=300), r"^val_size: the saved state has 200, the config 300"),
+        (
+            dict(preset=None, model="784-64-10:relu"),
+            r"/state.json: model: the saved state has '784-100-10",
+        ),
+        (
+            dict(engine="autograd"),
+            r"/state.json: engine: the saved state has 'fast', the config 'autograd'",
+        ),
+        (dict(val_size=300), r"/state.json: val_size: the saved state has 200, the config 300"),
     ],
 )
 def test_loading_refuses_a_state_of_another_model_engine_or_split(tmp_path, change, message):
@@ -232,7 +238,7 @@ def test_loading_refuses_another_dataset(tmp_path):
     trainer.save_state(tmp_path / "state")
     renamed = Dataset("fashion-mnist", data.classes, data.train, data.test)
     other = Trainer(TrainConfig(**COMMON, preset="c", dataset="fashion-mnist"), renamed)
-    with pytest.raises(ConfigError, match="^dataset: the saved state has 'mnist'"):
+    with pytest.raises(ConfigError, match="/state.json: dataset: the saved state has 'mnist'"):
         other.load_state(tmp_path / "state")
 
 

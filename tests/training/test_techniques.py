@@ -248,9 +248,9 @@ def test_a_resumed_run_is_the_uninterrupted_one(small, tmp_path, kw):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(ema=None), "^ema: the saved state has a weight average"),
-        (dict(ema=0.5), "^ema: the saved state averages with decay 0.9, the config 0.5"),
-        (dict(mixup=0.0), "^mixup: the saved run mixes its batches"),
+        (dict(ema=None), "/state.json: ema: the saved state has a weight average"),
+        (dict(ema=0.5), "state.json: ema: the saved state averages with decay 0.9, the config 0.5"),
+        (dict(mixup=0.0), "/state.json: mixup: the saved run mixes its batches"),
     ],
 )
 def test_resuming_with_other_techniques_is_refused(small, tmp_path, change, message):

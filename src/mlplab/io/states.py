@@ -1,13 +1,13 @@
 """Training states on disk: one folder per state, tensors to safetensors, the rest to JSON.
 
-    state.json          the tree, each tensor replaced by {"tensor": NAME}, and the size and
-                        sha256 of tensors.safetensors
+    state.json          the tree, each tensor replaced by {"tensor": NAME}, its own sha256,
+                        and the size and sha256 of tensors.safetensors
     tensors.safetensors every tensor under its NAME
 
 A state folder is written under a temp name, its files fsynced, then renamed into place and
 its parent fsynced: a crash at any instant leaves the old state or the new one. A state
-that was damaged afterwards (a truncated file, a bad header, a wrong checksum) fails to
-load with an error that names the file, so it is never taken for a valid one. A run keeps
+that was damaged afterwards (a truncated file, a bad header, a changed byte in either file)
+fails to load with an error that names the file, so it is never taken for a valid one. A run keeps
 its states in RUN/state/<iteration>/, the newest few; `newest_state` falls back past damaged
 ones. Nothing is pickled.
 """
@@ -29,7 +29,8 @@ from mlplab.io.atomic import atomic_write, fsync_dir, naming, temp_beside
 from mlplab.io.safetensors import decode_safetensors, safetensors_parts
 
 STATE_FORMAT = "mlplab-train-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: state.json carries the sha256 of its tree; 1 (no such sum) still loads
+READABLE_VERSIONS = (1, 2)
 TREE = "state.json"
 TENSORS = "tensors.safetensors"
 DIGITS = 9  # RUN/state/000001200/: names sort as numbers
@@ -77,7 +78,17 @@ def _document(state: dict[str, Any]) -> tuple[dict[str, Any], list]:
         "tensors": {"bytes": sum(len(part) for part in parts), "sha256": digest.hexdigest()},
         "state": tree,
     }
+    doc["state_sha256"] = tree_digest(doc)
     return doc, parts
+
+
+def tree_digest(doc: dict[str, Any]) -> str:
+    """The sha256 of the canonical JSON (sorted keys, no spaces) of a state document's tree
+    and tensor record: what state.json says must still be what it holds, whatever the
+    file's layout."""
+    content = {"state": doc.get("state"), "tensors": doc.get("tensors")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
@@ -182,13 +193,16 @@ def _checked(doc: Any, name: str) -> dict[str, Any]:
     """The document of a state, checked to be one this mlplab reads."""
     if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{name}: not an mlplab training state")
-    if doc.get("format_version") != STATE_VERSION:
+    version = doc.get("format_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{name}: state format version {doc.get('format_version')!r}; "
-            f"this mlplab reads version {STATE_VERSION}"
+            f"{name}: state format version {version!r}; "
+            f"this mlplab reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     if not isinstance(doc.get("state"), dict):
         raise CheckpointError(f"{name}: corrupt training state: no state")
+    if version >= 2 and doc.get("state_sha256") != tree_digest(doc):
+        raise CheckpointError(f"{name}: checksum mismatch: the training state was changed")
     return doc
 
 

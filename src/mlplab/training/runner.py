@@ -207,10 +207,12 @@ class _Sharing:
 
 def _newest_blob(trainer: Trainer, run_dir: Path) -> bytes:
     found = _newest(run_dir)
-    return encode_state(found) if found is not None else b""
+    return encode_state(found[1]) if found is not None else b""
 
 
-def _newest(run_dir: Path):
+def _newest(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(the newest valid state's folder, its tree), or None (with a warning) when there is
+    none yet."""
     found = newest_state(run_dir / STATES)
     if found is None:
         warnings.warn(
@@ -218,8 +220,7 @@ def _newest(run_dir: Path):
             MlplabWarning,
             stacklevel=4,
         )
-        return None
-    return found[1]
+    return found
 
 
 def _is_finished(trainer: Trainer, run_dir: Path) -> bool:
@@ -262,10 +263,10 @@ def resume_with(saved: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
 
 def _load_newest(trainer: Trainer, run_dir: Path) -> None:
     """The newest valid state into the trainer; a finished run is not trained again."""
-    state = _newest(run_dir)
-    if state is None:
+    found = _newest(run_dir)
+    if found is None:
         return
-    trainer.load_state_dict(state)
+    trainer.load_state_dict(found[1], str(found[0] / "state.json"))
     if not _is_finished(trainer, run_dir):
         return  # more to train, or killed while finishing: run() finishes it
     s = trainer.state

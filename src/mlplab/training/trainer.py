@@ -38,7 +38,7 @@ from mlplab.data.augment import augment
 from mlplab.data.dataset import Dataset, Split, stratified_split
 from mlplab.data.normalization import Normalization, make_normalization
 from mlplab.data.sampler import BatchSampler
-from mlplab.errors import ConfigError
+from mlplab.errors import CheckpointError, ConfigError, MlplabError
 from mlplab.io.rundir import STATES
 from mlplab.io.states import load_state, newest_state, save_state
 from mlplab.nn.init import init_weights
@@ -450,8 +450,32 @@ class Trainer:
             **({"average": self.average.state_dict()} if self.average else {}),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a state_dict() of a run of the same model, engine and data."""
+    def load_state_dict(self, state: dict[str, Any], source: str | None = None) -> None:
+        """Continue from a state_dict() of a run of the same model, engine and data.
+
+        A state that does not fit (another model or config) raises a ConfigError, and one
+        that is not a state at all (a field missing or of the wrong kind) a CheckpointError;
+        either names `source`, the file it came from, when given. The trainer is then half
+        loaded, and is to be thrown away."""
+        try:
+            self._load_state_dict(state)
+        except MlplabError as e:
+            if source is None or source in str(e):
+                raise
+            raise type(e)(f"{source}: {e}") from None
+        except (
+            LookupError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            AttributeError,
+            RuntimeError,
+        ) as e:
+            what = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            where = source or "the training state"
+            raise CheckpointError(f"{where}: not a state this run can continue ({what})") from None
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
         for key, mine in self._identity().items():
             theirs = state["identity"].get(key)
             if key == "world_size" and theirs != mine:
@@ -524,7 +548,7 @@ class Trainer:
 
     def load_state(self, path: str | Path) -> None:
         """Continue from a folder written by save_state."""
-        self.load_state_dict(load_state(path))
+        self.load_state_dict(load_state(path), str(Path(path) / "state.json"))
 
     def resume(self, path: str | Path) -> Path | None:
         """Continue from the newest valid state of a run directory (RUN/state/...), or from a
@@ -536,7 +560,7 @@ class Trainer:
         found = newest_state(path / STATES)
         if found is None:
             return None
-        self.load_state_dict(found[1])
+        self.load_state_dict(found[1], str(found[0] / "state.json"))
         return found[0]
 
 
