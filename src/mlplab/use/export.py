@@ -75,6 +75,10 @@ def export_onnx(ckpt: Checkpoint, path: str | Path) -> Path:
             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1 << 20)},),
         )
     proto = program.model_proto
+    for node in proto.graph.node:  # the exporter's stack traces name this machine's files
+        kept = [p for p in node.metadata_props if p.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
     for key, value in _metadata(ckpt).items():
         proto.metadata_props.add(key=key, value=value)
     return atomic_write(path, proto.SerializeToString())
@@ -146,7 +150,7 @@ def _read_metadata(meta: Mapping[str, str], path: Path, kind: str) -> tuple:
         ):
             raise ValueError
         return classes, mean, std, info
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError, RecursionError):
         raise MlplabError(
             f"{path}: {kind} has no mlplab metadata (classes, normalization)"
         ) from None
@@ -169,8 +173,23 @@ class OnnxModel:
             )
         except Exception as e:
             raise MlplabError(f"{self.path}: not a loadable ONNX model: {_first_line(e)}") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except Exception as e:  # bytes that are not UTF-8, say
+            raise MlplabError(f"{self.path}: unreadable ONNX metadata: {_first_line(e)}") from None
         self.classes, self.mean, self.std, self.info = _read_metadata(meta, self.path, "ONNX model")
+        import numpy as np
+
+        # a file that loads may still not be a classifier of these classes: run it once
+        try:
+            shape = tuple(self(np.zeros((2, 1, 28, 28), np.float32)).shape)
+        except Exception as e:
+            raise MlplabError(f"{self.path}: not a runnable ONNX model: {_first_line(e)}") from None
+        if shape != (2, len(self.classes)):
+            raise MlplabError(
+                f"{self.path}: the ONNX model gives logits of shape {shape} for 2 images of "
+                f"{len(self.classes)} classes"
+            )
 
     def __call__(self, x):
         """x: array-like (B, 1, 28, 28) or (B, 784), normalised -> logits as a numpy array."""
