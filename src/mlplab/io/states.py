@@ -147,6 +147,8 @@ def decode_state(blob: bytes, name: str = "<state>") -> dict[str, Any]:
         doc = json.loads(blob[8 : 8 + size])
     except ValueError as e:
         raise CheckpointError(f"{name}: corrupt training state: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: corrupt training state: nested too deeply") from None
     return _check_and_join(_checked(doc, name), blob[8 + size :], name, name)
 
 
@@ -186,6 +188,8 @@ def _read_tree(path: Path) -> dict[str, Any]:
         ) from None
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise CheckpointError(f"{path}: corrupt training state: {e}") from None
+    except RecursionError:  # [[[[...]]]] nested deeper than the interpreter's stack
+        raise CheckpointError(f"{path}: corrupt training state: nested too deeply") from None
     return _checked(doc, str(path))
 
 
