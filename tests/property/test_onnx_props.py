@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlplab.data.normalization import Normalization
@@ -16,23 +16,8 @@ from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.nn.model import build_model
 from mlplab.use.export import OnnxModel, export
 from mlplab.use.predict import load_predictor
+from property.strategies import damaged, examples, json_any
 
-
-def examples(n: int) -> settings:
-    """n examples under the ci profile, as many times more as the profile in use asks."""
-    scale = settings.default.max_examples / settings.get_profile("ci").max_examples
-    return settings(max_examples=max(1, round(n * scale)))
-
-
-JSON_ANY = st.recursive(
-    st.one_of(
-        st.none(), st.booleans(), st.integers(-(10**400), 10**400), st.floats(), st.text(max_size=8)
-    ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 KEYS = ("classes", "normalization", "mlplab", "spec", "input")
 
 
@@ -55,16 +40,8 @@ def works(model) -> None:
 @examples(80)
 @given(data=st.data())
 def test_damaged_bytes(good, tmp_path, clean, data):
-    how = data.draw(st.sampled_from(["cut", "flip", "insert"]))
-    at = data.draw(st.integers(0, len(good) - 1))
-    if how == "cut":
-        damaged = good[:at]
-    elif how == "flip":
-        damaged = good[:at] + bytes([good[at] ^ data.draw(st.integers(1, 255))]) + good[at + 1 :]
-    else:
-        damaged = good[:at] + data.draw(st.binary(min_size=1, max_size=16)) + good[at:]
     path = tmp_path / "model.onnx"
-    path.write_bytes(damaged)
+    path.write_bytes(damaged(data, good))
     model = clean(OnnxModel, path, names=(str(path),))
     if model is not None:  # a byte that nothing reads, or a weight's value
         works(model)
@@ -84,7 +61,7 @@ def with_metadata(good: bytes, key: str, value: str) -> bytes:
 @given(data=st.data())
 def test_any_metadata_value(good, tmp_path, clean, data):
     key = data.draw(st.sampled_from(KEYS))
-    value = data.draw(st.one_of(JSON_ANY.map(json.dumps), st.text(max_size=20)))
+    value = data.draw(st.one_of(json_any(biggest=10**400).map(json.dumps), st.text(max_size=20)))
     path = tmp_path / "model.onnx"
     path.write_bytes(with_metadata(good, key, value))
     predictor = clean(load_predictor, path, names=(str(path),))

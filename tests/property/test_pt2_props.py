@@ -11,30 +11,15 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlplab.data.normalization import Normalization
 from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.nn.model import build_model
 from mlplab.use.export import Pt2Model, export
+from property.strategies import JSON_ANY, examples
 
-
-def examples(n: int) -> settings:
-    """n examples under the ci profile, as many times more as the profile in use asks."""
-    scale = settings.default.max_examples / settings.get_profile("ci").max_examples
-    return settings(max_examples=max(1, round(n * scale)))
-
-
-JSON_ANY = st.recursive(
-    st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8)
-    ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 EDITABLE = ("models/model.json", "data/weights/model_weights_config.json", "extra/mlplab.json")
 
 

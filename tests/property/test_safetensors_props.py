@@ -10,7 +10,7 @@ import struct
 
 import pytest
 import torch
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mlplab.data.normalization import Normalization
@@ -18,13 +18,7 @@ from mlplab.errors import CheckpointError
 from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.io.safetensors import _DTYPES, decode_safetensors, encode_safetensors
 from mlplab.nn.model import build_model
-
-
-def examples(n: int) -> settings:
-    """n examples under the ci profile, as many times more as the profile in use asks."""
-    scale = settings.default.max_examples / settings.get_profile("ci").max_examples
-    return settings(max_examples=max(1, round(n * scale)))
-
+from property.strategies import JSON_ANY, examples
 
 NAME = "model.safetensors"
 CODES = sorted(_DTYPES.values())
@@ -35,15 +29,6 @@ def mostly(usual, *others, weight: int = 4):
     return st.integers(0, weight).flatmap(lambda i: usual if i else st.one_of(*others))
 
 
-JSON_ANY = st.recursive(
-    st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8)
-    ),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
 SIZE = mostly(
     st.integers(0, 5),
     st.sampled_from([2**31, 2**63, 2**64, 2**70, -1]),

@@ -15,29 +15,17 @@ import shutil
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import head
 from mlplab.config import TrainConfig
 from mlplab.io.states import TENSORS, TREE, load_state, save_state
 from mlplab.training.trainer import Trainer
-
-
-def examples(n: int) -> settings:
-    """n examples under the ci profile, as many times more as the profile in use asks."""
-    scale = settings.default.max_examples / settings.get_profile("ci").max_examples
-    return settings(max_examples=max(1, round(n * scale)))
-
+from property.strategies import damaged, examples, json_any
 
 KEYS = st.text(st.characters(blacklist_characters="/", blacklist_categories=("Cs",)), max_size=6)
-JSON_ANY = st.recursive(
-    st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8)
-    ),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(KEYS, inner, max_size=3)),
-    max_leaves=8,
-)
+JSON_ANY = json_any(KEYS)  # state keys have no "/" (it joins the tensor names)
 TENSORS_ANY = st.builds(
     lambda shape, dtype: torch.zeros(shape, dtype=dtype),
     st.lists(st.integers(0, 5), max_size=3).map(tuple),
@@ -85,16 +73,7 @@ def test_damaged_bytes(saved, tmp_path, clean, data):
     _, _, original = saved
     folder = fresh_copy(original, tmp_path)
     name = data.draw(st.sampled_from([TREE, TENSORS]))
-    good = (folder / name).read_bytes()
-    how = data.draw(st.sampled_from(["cut", "flip", "insert"]))
-    at = data.draw(st.integers(0, len(good) - 1))
-    if how == "cut":
-        damaged = good[:at]
-    elif how == "flip":
-        damaged = good[:at] + bytes([good[at] ^ data.draw(st.integers(1, 255))]) + good[at + 1 :]
-    else:
-        damaged = good[:at] + data.draw(st.binary(min_size=1, max_size=16)) + good[at:]
-    (folder / name).write_bytes(damaged)
+    (folder / name).write_bytes(damaged(data, (folder / name).read_bytes()))
     tree = clean(load_state, folder, names=(str(folder / name),))
     if tree is not None:  # bytes that nothing reads, such as the JSON's spacing
         assert same(tree, load_state(original))
