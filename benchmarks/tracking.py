@@ -9,7 +9,7 @@ The time spent inside the trackers' own hooks is also timed in every logging run
 share of that same run's training time is the in-run figure, free of run-to-run noise (it
 leaves out what the MLflow sender thread costs the training threads; the medians do not).
 
-Run alone: python -m benchmarks.tracking [--rounds 3] [--epochs N] (prints markdown).
+Run alone: python -m benchmarks.tracking [--rounds 3] [--iterations N] (prints markdown).
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ class HookTimer:
             setattr(cls, name, original)
 
 
-def measure(rounds: int, epochs: int | None, folder: Path) -> dict[str, list]:
+def measure(rounds: int, iterations: int | None, folder: Path) -> dict[str, list]:
     data = load_mnist()
     base = TrainConfig(out=str(folder / "runs"))
-    if epochs:
-        base = replace(base, epochs=epochs)
+    if iterations:
+        base = replace(base, iterations=iterations, eval_every=iterations // 2)
     logged = replace(base, log=("tensorboard", f"mlflow=sqlite:///{folder / 'mlflow.db'}"))
     timer = HookTimer()
     found: dict[str, list] = {"none": [], "both": [], "inside": []}
@@ -120,10 +120,12 @@ def report(found: dict[str, list], rounds: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tracking", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each mode")
-    parser.add_argument("--epochs", type=int, help="a shorter job (smoke); default: 8")
+    parser.add_argument(
+        "--iterations", type=int, help="a shorter job (smoke); default: the 8 epochs"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        print(report(measure(args.rounds, args.epochs, Path(folder)), args.rounds))
+        print(report(measure(args.rounds, args.iterations, Path(folder)), args.rounds))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""benchmarks/tracking.py end to end on crumbs (one round of one epoch), so that it cannot rot
+"""benchmarks/tracking.py end to end on crumbs (one round of 40 iterations), so that it cannot rot
 between full runs. The 3% claim is not asserted: one short round on a busy machine says
 nothing about it. What is asserted is that both modes ran and filled their rows."""
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_tracking_benchmark_smoke():
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.tracking", "--rounds", "1", "--epochs", "1"],
+        [sys.executable, "-m", "benchmarks.tracking", "--rounds", "1", "--iterations", "40"],
         cwd=ROOT,
         capture_output=True,
         text=True,

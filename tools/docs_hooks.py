@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import html
 import os
+import re
 import tempfile
 import time
 import typing
@@ -178,3 +180,38 @@ def on_files(files: Files, config) -> Files:
             uri = path.relative_to(BUILT).as_posix()
             files.append(File(uri, str(BUILT), config["site_dir"], config["use_directory_urls"]))
     return files
+
+
+# --- math, rendered at build time ------------------------------------------------------------
+# mkdocs-jupyter leaves $...$ for MathJax, which it loads from a CDN: offline, the pages showed
+# raw TeX. The tutorials' math is turned into MathML here, which browsers draw themselves.
+MATH = re.compile(r"\$\$(.+?)\$\$|\$(?=\S)([^$\n]+?)(?<=\S)\$", re.S)
+RAW = re.compile(r"(<pre.*?</pre>|<code.*?</code>|<script.*?</script>|<style.*?</style>)", re.S)
+
+
+def render_math(page_html: str, where: str) -> str:
+    """Every $...$ and $$...$$ outside code, scripts and styles as MathML; TeX that
+    latex2mathml cannot read fails the build, naming the page."""
+    from latex2mathml.converter import convert
+
+    def mathml(found: re.Match) -> str:
+        display = found.group(1) is not None
+        tex = html.unescape(found.group(1) if display else found.group(2)).strip()
+        try:
+            out = convert(tex, display="block" if display else "inline")
+        except Exception as e:
+            raise ValueError(f"{where}: cannot render ${tex}$: {type(e).__name__}") from None
+        unknown = re.search(r">(\\[A-Za-z]+)<", out)  # a command it passed through as text
+        if unknown:
+            raise ValueError(f"{where}: cannot render ${tex}$: unknown {unknown.group(1)}")
+        return out
+
+    parts = RAW.split(page_html)
+    parts[::2] = [MATH.sub(mathml, part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def on_post_page(output: str, page, config) -> str:
+    if page.file.src_uri.endswith(".ipynb"):
+        return render_math(output, page.file.src_uri)
+    return output

@@ -329,9 +329,10 @@ def test_resuming_with_another_world_size_is_an_error(tmp_path):
     run = only_run(tmp_path / "two")
     rc, _, err = mlplab("--resume", str(run), cwd=tmp_path)
     assert rc == 1
+    state = sorted((run / "state").glob("0*"))[-1]
     assert err.strip().splitlines()[-1] == (
-        "mlplab: error: world_size: the saved state was trained by 2 process(es); "
-        "resume it with 2, not 1"
+        f"mlplab: error: {state / 'state.json'}: world_size: the saved state was trained by 2 "
+        "process(es); resume it with 2, not 1"
     )
 
 
