@@ -31,8 +31,11 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq chromium dataset-fashion-mnist postgresql >/dev/null; }
 
+# Two pytest workers (pytest-xdist): the tests spend much of their time waiting on the
+# processes and servers they start, so two share two cores well (1,310 tests: 449 s against
+# 788 s in one process, 2-core AMD EPYC VM, 2026-12-03).
 test: data system-deps docs
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n 2 --durations=20
 
 # The docs site into site/, with --strict: a broken link, a missing page or a tutorial that
 # fails its own assertions fails the build (tools/docs_hooks.py executes the tutorials).
