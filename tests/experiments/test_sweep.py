@@ -303,6 +303,42 @@ def test_two_worker_processes_on_postgresql(tmp_path, postgres):  # noqa: F811
     assert len(ran) == 2, ran  # both processes took trials
 
 
+OPEN_AT = """\
+import sys, time
+from mlplab.experiments.sweep_storage import open_storage
+for url, at in zip(sys.argv[1::2], sys.argv[2::2]):
+    while time.time() < float(at):
+        time.sleep(0.001)
+    open_storage(url)
+"""
+
+
+def test_processes_opening_a_new_sqlite_storage_at_once_all_succeed(tmp_path):
+    # Optuna creates the tables on the first open; unguarded, the losers of the race fail
+    # with "table studies already exists" (seen in CI: a sweep and a reader of its study).
+    # Four rounds, each on a new file: without the lock, most runs of this test fail.
+    start = time.time() + 4  # past every process's imports
+    rounds = [(storage_url(None, tmp_path / str(r)), start + r) for r in range(4)]
+    argv = [str(a) for pair in rounds for a in pair]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        results = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in results]
+    for url, _ in rounds:
+        assert optuna.get_all_study_names(open_storage(url)) == []
+
+
 # --- a worker killed mid-trial ------------------------------------------------------------
 
 
