@@ -184,6 +184,7 @@ def test_mlflow_run_has_params_metrics_tags_and_files(logged, tmp_path):
 def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
     from mlflow import MlflowClient
     from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
 
     from mlplab import MLPClassifier
 
@@ -191,7 +192,7 @@ def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
     X, y = load_digits(return_X_y=True)
     uri = f"sqlite:///{tmp_path / 'est.db'}"
     est = MLPClassifier((32,), max_iter=3, random_state=0, log=("tensorboard", f"mlflow={uri}"))
-    with pytest.warns(Warning):  # ConvergenceWarning: 3 epochs
+    with pytest.warns(ConvergenceWarning):  # 3 epochs
         est.fit(X / 16, y)
     folders = list((tmp_path / "tb").iterdir())
     assert len(folders) == 1 and folders[0].name.endswith("-mlpclassifier")

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from tracking_helpers import raw_events
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError, MlplabError, MlplabWarning
 from mlplab.tracking.mlflow_log import Sender
+from mlplab.tracking.scalars import StepLoss
 from mlplab.tracking.targets import LogTarget, parse_logs, redact
 from mlplab.tracking.tensorboard_log import (
     TensorBoardLog,
@@ -112,6 +114,33 @@ def test_the_confusion_image_shades_each_row_as_shares():
     assert image[:, 2, 0].tolist() == [1.0, 1.0, 1.0]  # no mistakes: white
     red = 1 - 0.1**0.5
     assert image[:, 0, 2].tolist() == pytest.approx([1.0, red, red])  # 10% wrong: red
+
+
+class CountedTotal:
+    """A loss total that counts its reads (a host sync each, on a GPU)."""
+
+    def __init__(self, value: float, reads: list[int]):
+        self.value, self.reads = value, reads
+
+    def __float__(self) -> float:
+        self.reads[0] += 1
+        return self.value
+
+
+def test_two_trackers_share_the_step_losss_reads():
+    reads = [0]
+    loss = StepLoss()
+    s = SimpleNamespace(iteration=0, loss_total=CountedTotal(0.0, reads), seen=0, lr=0.1)
+    loss.begin(s)
+    logged = []
+    for it in range(1, 31):
+        s.iteration, s.loss_total, s.seen = it, CountedTotal(2.0 * it, reads), 64 * it
+        first, second = loss.after_step(s), loss.after_step(s)  # TensorBoard's, MLflow's
+        assert first == second
+        if first:
+            logged.append((it, first["train/loss"], first["lr"]))
+    assert logged == [(10, 2 / 64, 0.1), (20, 2 / 64, 0.1), (30, 2 / 64, 0.1)]
+    assert reads[0] == 1 + 2 * 3  # the start, then steps 9 and 10, 19 and 20, 29 and 30
 
 
 def test_the_sender_waits_a_bounded_time_and_warns_once():

@@ -155,6 +155,7 @@ class MlflowLog(Callback):
         parent: an MLflow run id to nest this run under (a sweep's study run).
         tags: more tags for the run.
         run_name: the MLflow run's name (default: the run directory's).
+        loss: the StepLoss to read the training loss through (one the TensorBoardLog shares).
     """
 
     name = "mlflow"  # for state_dict(), called whenever the state is saved
@@ -167,6 +168,7 @@ class MlflowLog(Callback):
         parent: str | None = None,
         tags: dict[str, str] | None = None,
         run_name: str | None = None,
+        loss: StepLoss | None = None,
     ):
         self.client, self.uri, self.experiment = open_experiment(uri)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -174,7 +176,7 @@ class MlflowLog(Callback):
         self.run_name = run_name or (self.run_dir.name if self.run_dir else "mlp")
         self.run_id: str | None = None
         self.sender = Sender(redact(self.uri))
-        self.loss = StepLoss()
+        self.loss = loss or StepLoss()  # another tracker's, to share its reads
         self.pending: list = []
         self.logged: dict[str, int] = {}  # a resumed run: the last step of each metric
         self._open_run()  # now, before training: an error stops the run before it starts

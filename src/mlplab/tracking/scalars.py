@@ -18,16 +18,21 @@ FINAL = "final/"  # the returned model's metrics, logged once at the end
 class StepLoss:
     """The loss of every LOSS_EVERY-th step, read from the state's running totals: the change
     over that one step, so a resumed run logs the same value at the same step. Costs a host
-    sync on two steps in LOSS_EVERY."""
+    sync on two steps in LOSS_EVERY. Both trackers share one: a second call at the same
+    iteration returns the first call's answer without reading the device again."""
 
     def __init__(self):
         self._mark: tuple[int, float, int] | None = None  # (iteration, loss total, seen)
+        self._last: tuple[int, dict[str, float]] | None = None  # (iteration, its answer)
 
     def begin(self, s: TrainState) -> None:
         self._mark = (s.iteration, float(s.loss_total), s.seen)
+        self._last = None
 
     def after_step(self, s: TrainState) -> dict[str, float]:
         """{'train/loss': ..., 'lr': ...} on a logged step, else {}."""
+        if self._last is not None and self._last[0] == s.iteration:
+            return self._last[1]
         out = {}
         if s.iteration % LOSS_EVERY == 0 and self._mark and self._mark[0] == s.iteration - 1:
             total = float(s.loss_total)
@@ -37,6 +42,7 @@ class StepLoss:
             }
         if (s.iteration + 1) % LOSS_EVERY == 0:
             self._mark = (s.iteration, float(s.loss_total), s.seen)
+        self._last = (s.iteration, out)
         return out
 
 

@@ -74,12 +74,12 @@ class TensorBoardLog(Callback):
 
     name = "tensorboard"  # for state_dict(), called whenever the state is saved
 
-    def __init__(self, folder: str | Path, config: TrainConfig):
+    def __init__(self, folder: str | Path, config: TrainConfig, loss: StepLoss | None = None):
         self.SummaryWriter = summary_writer()
         self.folder, self.config = Path(folder), config
         check_writable(self.folder)
         self.writer = None
-        self.loss = StepLoss()
+        self.loss = loss or StepLoss()  # another tracker's, to share its reads
 
     def on_train_begin(self, trainer: TrainerView) -> None:
         s = trainer.state

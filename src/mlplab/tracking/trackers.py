@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from mlplab.config import TrainConfig
+from mlplab.tracking.scalars import StepLoss
 from mlplab.tracking.targets import parse_logs
 from mlplab.training.callbacks import Callback
 
@@ -34,6 +35,7 @@ def make_trackers(
         tags: more tags for the MLflow run.
     """
     trackers: list[Callback] = []
+    loss = StepLoss()  # shared: one read of the device's loss total on a logged step
     label = run_dir.name if run_dir else f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     for target in parse_logs(config.log):
         if target.kind == "tensorboard":
@@ -43,11 +45,11 @@ def make_trackers(
                 folder = Path(target.where) / label
             else:
                 folder = run_dir / TB_FOLDER if run_dir else Path(TB_FOLDER) / label
-            trackers.append(TensorBoardLog(folder, config))
+            trackers.append(TensorBoardLog(folder, config, loss))
         else:
             from mlplab.tracking.mlflow_log import MlflowLog
 
-            trackers.append(MlflowLog(target.where, run_dir, config, parent, tags, label))
+            trackers.append(MlflowLog(target.where, run_dir, config, parent, tags, label, loss))
     return trackers
 
 
