@@ -187,6 +187,7 @@ def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
     from sklearn.exceptions import ConvergenceWarning
 
     from mlplab import MLPClassifier
+    from mlplab.sklearn import fitting
 
     monkeypatch.chdir(tmp_path)
     X, y = load_digits(return_X_y=True)
@@ -203,5 +204,16 @@ def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     history = client.get_metric_history(runs[0].info.run_id, "train/epoch_accuracy")
     assert len(history) == est.n_iter_ == 3
+    # the fitted estimator's own file is the model artifact, and it loads without a pickle
+    got = client.download_artifacts(
+        runs[0].info.run_id, "model/mlpclassifier.safetensors", str(tmp_path)
+    )
+    assert (MLPClassifier.load(got).predict_proba(X / 16) == est.predict_proba(X / 16)).all()
+    # a fit that raises after training ends its run as FAILED, not RUNNING forever
+    monkeypatch.setattr(fitting, "from_model", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        MLPClassifier((8,), max_iter=1, log=(f"mlflow={uri}",)).fit(X / 16, y)
+    statuses = [r.info.status for r in client.search_runs([runs[0].info.experiment_id])]
+    assert sorted(statuses) == ["FAILED", "FINISHED"]
     with pytest.raises(ValueError, match="log: unknown target 'wandb'"):
         MLPClassifier(log=("wandb",)).fit(X, y)

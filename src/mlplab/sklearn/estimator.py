@@ -220,21 +220,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         x = x if x.flags.writeable else x.copy()  # torch shares the memory; memmaps are read-only
         data = Dataset.from_arrays(x, codes, name="sklearn", classes=self._class_names())
         adam = fitting.AdamSettings((self.beta_1, self.beta_2), self.epsilon)
-        model, self._optimizer_state, stopped = fitting.train_epochs(
-            config,
-            data,
-            start,
-            book,
-            adam if self.solver == "adam" else None,
-            getattr(self, "_optimizer_state", None) if incremental else None,
-            bool(self.shuffle),
-        )
-        binary = units[-1] == 1
-        self.coefs_, self.intercepts_ = fitting.from_model(model, binary)
-        self.n_layers_ = len(units)
-        self.n_outputs_ = units[-1]
-        self.out_activation_ = "logistic" if binary else "softmax"
-        self._store_progress(progress)
+        with fitting.Tracking(config) as tracking:
+            model, self._optimizer_state, stopped = fitting.train_epochs(
+                config,
+                data,
+                start,
+                book,
+                adam if self.solver == "adam" else None,
+                getattr(self, "_optimizer_state", None) if incremental else None,
+                bool(self.shuffle),
+                tracking.trackers,
+            )
+            binary = units[-1] == 1
+            self.coefs_, self.intercepts_ = fitting.from_model(model, binary)
+            self.n_layers_ = len(units)
+            self.n_outputs_ = units[-1]
+            self.out_activation_ = "logistic" if binary else "softmax"
+            self._store_progress(progress)
+            tracking.fitted(self)
         if not incremental and not stopped:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "

@@ -11,8 +11,10 @@ callback (EpochBook), not in the loop.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,16 +181,15 @@ def train_epochs(
     adam: AdamSettings | None,
     optimizer_state: tuple[str, dict] | None,
     shuffle: bool,
+    trackers: list[Callback],
 ) -> tuple[MLP, tuple[str, dict], bool]:
-    """Train `model` on `data` for config.epochs epochs (or until the book stops it).
+    """Train `model` on `data` for config.epochs epochs (or until the book stops it),
+    logging to `trackers` (see Tracking).
 
     Returns the model (the best by validation with a validation split), the optimizer's
     state on the CPU (keyed by engine, for a partial_fit to continue it), and whether
     training stopped before its last epoch.
     """
-    from mlplab.tracking.trackers import make_trackers
-
-    trackers = make_trackers(config, None, name="mlpclassifier")
     trainer = Trainer(config, data, callbacks=[book, *trackers], initial=model)
     trainer.sampler.shuffle = shuffle  # TrainConfig always shuffles; shuffle=False keeps order
     optimizer = trainer.engine.optimizer
@@ -199,6 +200,42 @@ def train_epochs(
     result = trainer.run()
     state = _to_cpu(optimizer.state_dict())
     return result.model, (_engine_key(trainer, config), state), result.stop_reason is not None
+
+
+class Tracking:
+    """The trackers of one fit (config.log), and the end of its MLflow runs: with the
+    estimator's own file (MLPClassifier.save) as model/mlpclassifier.safetensors once
+    fitted, else FAILED when the fit raised.
+
+        with Tracking(config) as tracking:
+            train_epochs(..., tracking.trackers)
+            ...  # the fitted attributes
+            tracking.fitted(estimator)
+    """
+
+    FILE = "mlpclassifier.safetensors"
+
+    def __init__(self, config: TrainConfig):
+        from mlplab.tracking.trackers import make_trackers
+
+        self.trackers = make_trackers(config, None, name="mlpclassifier")
+        self.runs = [t for t in self.trackers if hasattr(t, "log_fitted")]
+
+    def fitted(self, estimator) -> None:
+        if not self.runs:
+            return
+        with tempfile.TemporaryDirectory(prefix="mlplab-fit-") as folder:
+            path = Path(folder) / self.FILE
+            estimator.save(path)
+            for run in self.runs:
+                run.log_fitted(path)  # waits for the upload
+
+    def __enter__(self) -> Tracking:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for run in self.runs:
+            run.end("FAILED")  # no-op for a run that has ended
 
 
 def _engine_key(trainer: Trainer, config: TrainConfig) -> str:

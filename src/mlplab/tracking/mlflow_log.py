@@ -179,6 +179,7 @@ class MlflowLog(Callback):
         self.loss = loss or StepLoss()  # another tracker's, to share its reads
         self.pending: list = []
         self.logged: dict[str, int] = {}  # a resumed run: the last step of each metric
+        self.ended = False
         self._open_run()  # now, before training: an error stops the run before it starts
 
     def on_train_begin(self, trainer: TrainerView) -> None:
@@ -261,6 +262,7 @@ class MlflowLog(Callback):
     def on_interrupt(self, trainer: TrainerView) -> None:
         self._send()
         self.sender.submit(self.client.set_terminated, self.run_id, "KILLED")
+        self.ended = True
         self.sender.wait(WAIT)
 
     def on_train_end(self, trainer: TrainerView, result: ResultView) -> None:
@@ -268,17 +270,26 @@ class MlflowLog(Callback):
         self._tag("mlplab.engine", result.engine)
         if result.stop_reason:
             self._tag("mlplab.stop_reason", result.stop_reason)
-        self._send()
-        if self.run_dir is None:  # no run directory to wait for: the run ends here
-            self.sender.submit(self.client.set_terminated, self.run_id, "FINISHED")
-            self.sender.wait(WAIT_END)
+        self._send()  # the run ends once the model is written: on_saved, or log_fitted
 
     def _tag(self, key: str, value: str) -> None:
         self.sender.submit(self.client.set_tag, self.run_id, key, value)
 
     def on_saved(self, trainer: TrainerView, run_dir: Path) -> None:
         self.sender.submit(self._upload, run_dir)
-        self.sender.submit(self.client.set_terminated, self.run_id, "FINISHED")
+        self.end("FINISHED")
+
+    def log_fitted(self, path: Path) -> None:
+        """A run without a run directory (the estimator's): its model file, saved after
+        training, goes in model/; the run ends, and the file may go once this returns."""
+        self.sender.submit(self.client.log_artifact, self.run_id, str(path), "model")
+        self.end("FINISHED")
+
+    def end(self, status: str) -> None:
+        """End the run (once) and wait for every call sent, at most WAIT_END seconds."""
+        if not self.ended:
+            self.sender.submit(self.client.set_terminated, self.run_id, status)
+            self.ended = True
         self.sender.wait(WAIT_END)
 
     def _upload(self, run_dir: Path) -> None:
