@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tracking_helpers import raw_events
+from tracking_helpers import raw_events, read_tb
 
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError, MlplabError, MlplabWarning
@@ -22,6 +22,7 @@ from mlplab.tracking.scalars import StepLoss
 from mlplab.tracking.targets import LogTarget, parse_logs, redact
 from mlplab.tracking.tensorboard_log import (
     TensorBoardLog,
+    add_histogram,
     confusion_image,
     first_layer_image,
     trim_events,
@@ -95,6 +96,23 @@ def test_the_trim_keeps_steps_up_to_the_state_and_drops_the_end(tmp_path):
     steps = [e.step for e in raw_events(tmp_path) if e.summary.value]
     assert steps == [1, 2, 3, 4, 5, 6]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # rewritten in place, no temp
+
+
+def test_a_diverged_tensors_histogram_bins_its_finite_values(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    add_histogram(writer, "plain", torch.tensor([1.0, 2.0, 4.0]), 1)
+    add_histogram(writer, "diverged", torch.tensor([1.0, float("nan"), 3.0, -float("inf")]), 1)
+    add_histogram(writer, "all_nan", torch.full((5,), float("nan")), 1)
+    writer.close()
+    ea = read_tb(tmp_path)
+    plain = ea.Histograms("plain")[0].histogram_value
+    assert (plain.min, plain.max, plain.num, plain.sum, plain.sum_squares) == (1, 4, 3, 7, 21)
+    assert sum(plain.bucket) == 3
+    diverged = ea.Histograms("diverged")[0].histogram_value
+    assert (diverged.min, diverged.max, diverged.num, diverged.sum) == (1, 3, 2, 4)
+    assert "all_nan" not in ea.Tags()["histograms"]
 
 
 def test_the_first_layer_image_is_a_grid_of_unit_tiles():
