@@ -91,6 +91,7 @@ def report(found: dict[str, list], rounds: int) -> str:
     none, both = statistics.median(found["none"]), statistics.median(found["both"])
     cost = (both / none - 1) * 100
     inside = statistics.median(found["inside"])
+    paired = [(b / n - 1) * 100 for n, b in zip(found["none"], found["both"], strict=True)]
     ok = cost <= TARGET
 
     def runs(xs):
@@ -103,6 +104,10 @@ def report(found: dict[str, list], rounds: int) -> str:
             f"| none | {none:.2f} | {runs(found['none'])} | | |",
             f"| TensorBoard + MLflow (local SQLite) | {both:.2f} | {runs(found['both'])} "
             f"| {cost:+.1f}% | {'met' if ok else 'MISSED'} |",
+            "",
+            "Round by round (each round's two runs back to back): "
+            + ", ".join(f"{x:+.1f}%" for x in paired)
+            + f"; median {statistics.median(paired):+.1f}%.",
             "",
             f"Inside the trackers' own hooks: {inside:.2f}% of each logging run's training "
             f"time (median of {rounds}; runs: "

@@ -27,4 +27,5 @@ def test_tracking_benchmark_smoke():
     both = rows[2]
     assert both.startswith("| TensorBoard + MLflow (local SQLite) |")
     assert re.search(r"\| [+-]\d+\.\d% \| (met|MISSED) \|$", both), both
+    assert re.search(r"Round by round [^:]*: [+-]\d+\.\d%; median [+-]\d+\.\d%\.", done.stdout)
     assert re.search(r"Inside the trackers' own hooks: \d+\.\d\d% ", done.stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -190,6 +191,7 @@ def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
     from mlplab.sklearn import fitting
 
     monkeypatch.chdir(tmp_path)
+    before = set(threading.enumerate())
     X, y = load_digits(return_X_y=True)
     uri = f"sqlite:///{tmp_path / 'est.db'}"
     est = MLPClassifier((32,), max_iter=3, random_state=0, log=("tensorboard", f"mlflow={uri}"))
@@ -215,5 +217,10 @@ def test_the_estimator_takes_the_same_loggers(tmp_path, monkeypatch):
         MLPClassifier((8,), max_iter=1, log=(f"mlflow={uri}",)).fit(X / 16, y)
     statuses = [r.info.status for r in client.search_runs([runs[0].info.experiment_id])]
     assert sorted(statuses) == ["FAILED", "FINISHED"]
+    # an ended run leaves no sender thread behind (a notebook may fit a thousand times)
+    senders = [t for t in threading.enumerate() if t.name == "mlplab-mlflow" and t not in before]
+    for thread in senders:
+        thread.join(timeout=10)
+    assert not [t for t in senders if t.is_alive()]
     with pytest.raises(ValueError, match="log: unknown target 'wandb'"):
         MLPClassifier(log=("wandb",)).fit(X, y)

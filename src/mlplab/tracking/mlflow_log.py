@@ -291,6 +291,7 @@ class MlflowLog(Callback):
             self.sender.submit(self.client.set_terminated, self.run_id, status)
             self.ended = True
         self.sender.wait(WAIT_END)
+        self.sender.close()  # a process that runs many fits keeps no idle thread per run
 
     def _upload(self, run_dir: Path) -> None:
         """The run directory's model, log and pictures, and its config without passwords."""
@@ -346,30 +347,38 @@ def source_commit() -> str | None:
 class Sender:
     """Runs calls in order on one thread. wait(t) blocks until the calls so far are done,
     for at most t seconds; the first failure (an error, or no answer in time) warns once,
-    and the calls after it are dropped."""
+    and the calls after it are dropped. close() ends the thread once the calls so far are
+    done; calls after it are dropped."""
 
     def __init__(self, where: str):
-        self.where, self.failed = where, False
+        self.where, self.failed, self.closed = where, False, False
         self.queue: SimpleQueue = SimpleQueue()
         self.thread = threading.Thread(target=self._work, name="mlplab-mlflow", daemon=True)
         self.thread.start()
 
     def submit(self, call, *args) -> None:
-        if not self.failed:
+        if not (self.failed or self.closed):
             self.queue.put((call, args))
 
     def wait(self, timeout: float) -> bool:
-        if self.failed:
-            return False
+        if self.failed or self.closed:
+            return not self.failed
         done = threading.Event()
         self.queue.put(done)
         if not done.wait(timeout):
             self._fail(f"no answer in {timeout:g} s")
         return not self.failed
 
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put(None)
+
     def _work(self) -> None:
         while True:
             item = self.queue.get()
+            if item is None:
+                return
             if isinstance(item, threading.Event):
                 item.set()
                 continue
