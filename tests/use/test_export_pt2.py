@@ -8,20 +8,17 @@ import io
 import json
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 import zipfile
 
 import numpy as np
 import pytest
 import torch
-from benchmarks.serve_soak import free_port, png
+from benchmarks.serve_soak import png, running_server
 
 from mlplab import cli
 from mlplab.errors import MlplabError
 from mlplab.io.checkpoint import load_checkpoint
-from mlplab.serve import create_app
 from mlplab.use.export import Pt2Model, export
 from mlplab.use.predict import predict
 from mlplab.use.pt2 import Refused
@@ -107,22 +104,10 @@ def test_pt2_metadata_round_trips(pt2_file, trained_run):
 
 
 def test_serve_runs_the_pt2_like_the_run(pt2_file, trained_run, mnist):
-    """The app on a .pt2 (create_app loads it as `mlplab serve` does), served by uvicorn on
-    127.0.0.1 in this process: a fresh process would pay torch's imports again."""
-    import uvicorn
-
+    """`mlplab serve model.pt2` in a process of its own, on 127.0.0.1."""
     digit = png(255 - mnist.test.x[0].numpy(), 140)
     (want,) = predict(trained_run, [digit])
-    port = free_port()
-    config = uvicorn.Config(create_app(pt2_file), host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with running_server(pt2_file) as (url, _):
         with urllib.request.urlopen(url + "/api/model", timeout=30) as r:
             model = json.loads(r.read())
         request = urllib.request.Request(
@@ -130,9 +115,6 @@ def test_serve_runs_the_pt2_like_the_run(pt2_file, trained_run, mnist):
         )
         with urllib.request.urlopen(request, timeout=30) as r:
             got = json.loads(r.read())
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     assert model["source"] == "model.pt2" and model["classes"] == [str(d) for d in range(10)]
     assert model["spec"] == "784-100-10:relu"
     assert got["top"]["class"] == want.top[0][0] == "7"
