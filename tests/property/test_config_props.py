@@ -146,6 +146,8 @@ def check_config(config: TrainConfig | None, values: dict) -> None:
     assert set(values) <= set(FIELDS)
     for key, value in values.items():
         got = getattr(config, key)
+        if isinstance(got, tuple):  # a list field (log), kept as a tuple
+            got = list(got)
         assert got == value and type(got) is type(value)
         assert not (isinstance(got, float) and not math.isfinite(got))
 

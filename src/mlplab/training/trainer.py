@@ -478,13 +478,18 @@ class Trainer:
     def _load_state_dict(self, state: dict[str, Any]) -> None:
         for key, mine in self._identity().items():
             theirs = state["identity"].get(key)
+            if theirs is not None and type(theirs) is not type(mine):  # not a state at all
+                raise TypeError(
+                    f"identity.{key}: a {type(theirs).__name__}, not a {type(mine).__name__}"
+                )
             if key == "world_size" and theirs != mine:
                 raise ConfigError(
                     f"world_size: the saved state was trained by {theirs} process(es); "
                     f"resume it with {theirs}, not {mine}"
                 )
             if theirs != mine:
-                raise ConfigError(f"{key}: the saved state has {theirs!r}, the config {mine!r}")
+                shown = repr(theirs) if len(repr(theirs)) <= 80 else repr(theirs)[:77] + "..."
+                raise ConfigError(f"{key}: the saved state has {shown}, the config {mine!r}")
         self._check_length(state["loop"])
         self._check_techniques(state)
         # the sampler and the engine check what they load, so they go first
