@@ -234,8 +234,8 @@ class LabSession:
     def pause_here(self) -> None:
         """Inside training: save, give the lock back, and wait for play, step or a restart."""
         self._save_paused()
+        self.lock.release()  # first: a tool that sees "paused" finds the run free
         self._publish_status("paused")
-        self.lock.release()
         paused = time.perf_counter()
         while self.wants_pause() and self._replacement is None:
             self.take_commands(block=True)
@@ -297,7 +297,10 @@ class LabSession:
             return
         self._publish_status("playing")
         try:
-            result = train_into(self.run_dir, trainer)
+            try:
+                result = train_into(self.run_dir, trainer)
+            finally:
+                self.lock.release()  # first: a tool that sees the new status finds the run free
         except Interrupted:
             self.mode, self.steps_left = "pause", 0
             self._publish_status("stopped")
@@ -306,8 +309,6 @@ class LabSession:
             self.mode, self.steps_left = "pause", 0
             self._publish_status("error", str(e))
             return
-        finally:
-            self.lock.release()
         self.mode, self.steps_left = "pause", 0
         accuracy = result.test.accuracy if result.test else None
         self._publish_status("finished", "" if accuracy is None else f"test {accuracy:.2f}%")
