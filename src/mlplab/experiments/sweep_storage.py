@@ -9,7 +9,6 @@ PostgreSQL advisory lock, which the server drops with the connection of a worker
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import functools
 import hashlib
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.errors import ConfigError
+from mlplab.io.sqlite_lock import first_use_lock
 from mlplab.tracking.targets import redact
 
 CONNECT_TIMEOUT = 10  # seconds before an unreachable PostgreSQL server is an error
@@ -61,7 +61,7 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
         engine = {"creator": functools.partial(_sqlite_connection, str(path))}
     for attempt in range(3):
         try:
-            with _creating(url), warnings.catch_warnings():
+            with first_use_lock(url), warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # beats
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine, **_beats(heartbeat, grace)
@@ -78,23 +78,6 @@ def open_storage(url: str, heartbeat: int | None = None, grace: int | None = Non
                 ) from None
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def _creating(url: str):
-    """Workers that start together on a new SQLite file take turns: Optuna creates its tables
-    on the first open, and a second process doing that at once fails with "table studies
-    already exists" (SQLite reports it as an OperationalError, like a real failure). The
-    file lock is TrialLock's; no process holds that one while it opens a storage."""
-    if is_postgres(url):
-        yield
-        return
-    fd = os.open(f"{url.removeprefix('sqlite:///')}.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the file drops the lock
 
 
 def _sqlite_connection(path: str) -> sqlite3.Connection:

@@ -21,8 +21,6 @@ metric that the run already holds: those were logged before the stop, with the s
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import json
 import subprocess
@@ -39,6 +37,7 @@ from typing import Any
 from mlplab.config import TrainConfig
 from mlplab.errors import MlplabError, MlplabWarning
 from mlplab.io.atomic import write_json
+from mlplab.io.sqlite_lock import first_use_lock
 from mlplab.tracking.scalars import (
     StepLoss,
     epoch_scalars,
@@ -100,7 +99,7 @@ def open_experiment(uri: str | None):
     from mlflow import MlflowClient
 
     try:
-        with _store_lock(uri):
+        with first_use_lock(uri):
             client = MlflowClient(uri)
             return client, uri, experiment_id(client)
     except MlplabError:
@@ -124,23 +123,6 @@ def experiment_id(client) -> str:
         if found is None:
             raise
         return found.experiment_id
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """For a SQLite store, one process at a time: MLflow creates and migrates a new database
-    on its first use, and two processes doing that at once fail."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    path = Path(uri.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class MlflowLog(Callback):
