@@ -3,30 +3,39 @@
 - Reference: the CLI pages come from mlplab's own argparse parser (each command's --help),
   the config page from TrainConfig's fields (type, default, flag, help).
 - Tutorials: each jupytext script in tutorials/ is turned into a notebook and executed with
-  nbclient on real data; the executed notebook is the page (mkdocs-jupyter renders it, and
-  offers it as an .ipynb download). A cell that raises, an assert included, fails the build.
+  nbclient on real data (tools/lessons.py); the executed notebook is the page
+  (mkdocs-jupyter renders it, and offers it as an .ipynb download). A cell that raises, an
+  assert included, fails the build, and so does a picture without alt text. On the page,
+  each picture gets its alt text and each exercise's solution is folded away.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import html
 import os
+import posixpath
 import re
-import tempfile
+import sys
 import time
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mkdocs.plugins
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIALS = ROOT / "tutorials"
+sys.path.insert(0, str(ROOT / "tools"))
+import lessons  # noqa: E402  (tools/lessons.py: execute and check the lessons)
+
 BUILT = ROOT / "build" / "docs"  # generated pages live here, outside docs/, so that
 # `mkdocs serve` does not see its own output as a change
-CELL_TIMEOUT = 600
+ALT_TEXTS: dict[str, list[tuple[str, str]]] = {}  # lesson page -> (base64 PNG, alt), in order
+LAST_SECONDS: dict[str, float] = {}  # a lesson's time at the last build (mkdocs serve)
+SOURCES: set[str] = set()  # every page's source path, as lessons link to them
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -128,34 +137,50 @@ def spec_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def execute_tutorial(source: Path, into: Path) -> float:
-    """The jupytext script as an executed notebook at `into`; returns the seconds it took."""
-    import jupytext
-    import nbformat
-    from nbclient import NotebookClient
+def lesson_key(source: Path) -> str:
+    """What a lesson's output depends on: its text, mlplab's code, the lesson tooling and
+    torch's version. The same key means the same executed notebook."""
+    import torch
 
-    notebook = jupytext.read(source)
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    started = time.perf_counter()
-    # One intra-op thread, as the test suite runs: on a busy 2-core machine torch's two
-    # spinning threads made the lessons 4-5x slower (240 s against 64 s for all five)
-    os.environ["OMP_NUM_THREADS"] = "1"  # the kernel inherits it
-    with tempfile.TemporaryDirectory() as work:  # runs and pictures land here, not in git
-        NotebookClient(
-            notebook,
-            timeout=CELL_TIMEOUT,
-            kernel_name="python3",
-            resources={"metadata": {"path": work}},
-        ).execute()
-    into.parent.mkdir(parents=True, exist_ok=True)
-    tmp = into.with_suffix(".tmp")
-    nbformat.write(notebook, tmp)
-    tmp.replace(into)
-    return time.perf_counter() - started
+    digest = hashlib.sha256(torch.__version__.encode())
+    files = [source, ROOT / "pyproject.toml", *sorted((ROOT / "tools").rglob("*.py"))]
+    files += sorted((ROOT / "src" / "mlplab").rglob("*.py"))
+    for path in files:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def execute_lessons(sources: list[Path], into: Path, workers: int = 2) -> dict[str, float]:
+    """Each lesson executed (tools/lessons.py: in a kernel limited to the lessons extra,
+    its pictures given their alt text) and written to `into` as a notebook; returns each
+    lesson's seconds. Two at a time: each kernel runs torch on one thread, and a 2-core
+    machine has two. A lesson whose key (lesson_key) matches the last execution's is not run
+    again: its notebook is kept, and its time is reported as 0."""
+    import nbformat
+
+    def one(source: Path) -> float:
+        out, key = into / f"{source.stem}.ipynb", lesson_key(source)
+        if out.is_file() and nbformat.read(out, as_version=4).metadata.get("mlplab_key") == key:
+            notebook, seconds = nbformat.read(out, as_version=4), 0.0
+        else:
+            notebook = lessons.read(source)
+            seconds = lessons.execute(notebook, f"tutorials/{source.name}")
+            notebook.metadata["mlplab_key"] = key
+            tmp = into / f"{source.stem}.tmp"
+            nbformat.write(notebook, tmp)
+            tmp.replace(out)
+        ALT_TEXTS[f"tutorials/{source.stem}.ipynb"] = lessons.alt_texts(notebook)
+        return seconds
+
+    into.mkdir(parents=True, exist_ok=True)
+    for stale in into.glob("*.ipynb"):  # a lesson renamed or removed since the last build
+        if not (lessons.TUTORIALS / f"{stale.stem}.py").is_file():
+            stale.unlink()
+    # the longest first, so that the two workers finish together
+    order = sorted(sources, key=lambda p: -LAST_SECONDS.get(p.name, 0.0))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        took = dict(zip((p.name for p in order), pool.map(one, order), strict=True))
+    return {name: took[name] for name in sorted(took)}
 
 
 def on_pre_build(config) -> None:
@@ -165,12 +190,19 @@ def on_pre_build(config) -> None:
     (BUILT / "reference" / "config.md").write_text(config_reference(), encoding="utf-8")
     (BUILT / "reference" / "spec.md").write_text(spec_reference(), encoding="utf-8")
     log = mkdocs.plugins.get_plugin_logger("mlplab")
-    total = 0.0
-    for source in sorted(TUTORIALS.glob("[0-9]*.py")):
-        seconds = execute_tutorial(source, BUILT / "tutorials" / f"{source.stem}.ipynb")
-        total += seconds
-        log.info("tutorial %s executed in %.1f s", source.name, seconds)
-    log.info("tutorials executed in %.1f s in all", total)
+    started = time.perf_counter()
+    took = execute_lessons(lessons.lessons(), BUILT / "tutorials")
+    for name, seconds in took.items():
+        if seconds:
+            log.info("tutorial %s executed in %.1f s", name, seconds)
+        else:
+            log.info("tutorial %s unchanged since its last execution: kept", name)
+    log.info(
+        "tutorials executed in %.1f s in all, %.1f s of wall time (two at a time)",
+        sum(took.values()),
+        time.perf_counter() - started,
+    )
+    LAST_SECONDS.update({name: seconds for name, seconds in took.items() if seconds})
 
 
 @mkdocs.plugins.event_priority(100)  # before mkdocs-jupyter looks for notebooks
@@ -179,6 +211,8 @@ def on_files(files: Files, config) -> Files:
         if path.suffix in (".md", ".ipynb"):
             uri = path.relative_to(BUILT).as_posix()
             files.append(File(uri, str(BUILT), config["site_dir"], config["use_directory_urls"]))
+    SOURCES.clear()
+    SOURCES.update(f.src_uri for f in files)
     return files
 
 
@@ -211,7 +245,50 @@ def render_math(page_html: str, where: str) -> str:
     return "".join(parts)
 
 
+def _page_link(href: str, where: str) -> str:
+    """A lesson's link to another page of the site, as the built site names it: a notebook's
+    `x.ipynb` or a page's `x.md` becomes `x.html`; ValueError when no such page exists."""
+    target, _, anchor = href.partition("#")
+    elsewhere = "://" in target or target.startswith(("/", "mailto:"))
+    if elsewhere or not target.endswith((".ipynb", ".md")):
+        return href
+    source = posixpath.normpath(posixpath.join(posixpath.dirname(where), target))
+    if source not in SOURCES:
+        raise ValueError(f"{where}: a link to {href}, which is no page of the site")
+    page = posixpath.splitext(target)[0] + ".html"
+    return page + (f"#{anchor}" if anchor else "")
+
+
+def lesson_page(page_html: str, where: str) -> str:
+    """A lesson's page with each picture's alt text, its links to other pages made the
+    site's, and each solution cell folded into a <details> block; ValueError for a picture
+    the lesson gave no alt text, or a link to a page that does not exist."""
+    from bs4 import BeautifulSoup
+
+    known = ALT_TEXTS.get(where, [])
+    soup = BeautifulSoup(page_html, "html.parser")
+    for a in soup.select(".jp-Notebook a[href]"):
+        a["href"] = _page_link(a["href"], where)
+    pictures = soup.select(".jp-Notebook img[src^='data:image/png;base64,']")
+    if len(pictures) != len(known):
+        raise ValueError(
+            f"{where}: {len(pictures)} pictures on the page, {len(known)} in its lesson"
+        )
+    for img, (png, alt) in zip(pictures, known, strict=True):
+        if re.sub(r"\s+", "", img["src"].split(",", 1)[1]) != png:
+            raise ValueError(f"{where}: the page's pictures are not the lesson's, in order")
+        img["alt"] = alt
+    for cell in soup.select("div.celltag_solution"):
+        fold = soup.new_tag("details", attrs={"class": "solution"})
+        summary = soup.new_tag("summary")
+        summary.string = "Solution (run and checked at every build)"
+        fold.append(summary)
+        cell.wrap(fold)
+    return str(soup)
+
+
 def on_post_page(output: str, page, config) -> str:
     if page.file.src_uri.endswith(".ipynb"):
+        output = lesson_page(output, page.file.src_uri)
         return render_math(output, page.file.src_uri)
     return output

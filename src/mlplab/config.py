@@ -83,7 +83,7 @@ class TrainConfig:
     )
     loss: str = _field(
         "cross_entropy",
-        "cross_entropy on logits, or nll: log_softmax then NLL as the nn.Sequential tutorial "
+        "cross_entropy on logits, or nll: log_softmax then NLL, as the log-softmax tutorial "
         "writes it (the same function)",
         choices=LOSSES,
     )

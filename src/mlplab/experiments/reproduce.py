@@ -67,7 +67,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
             schedule="constant",
         ),
         published=96.0,
-        source="nn.Sequential tutorial: Normalize(0.5, 0.5), batch 64, SGD lr 0.01, 10 epochs",
+        source=(
+            "log-softmax tutorial (A Neural Net in PyTorch): Normalize(0.5, 0.5), batch 64, "
+            "SGD lr 0.01, 10 epochs"
+        ),
     ),
     Experiment(
         key="quickstart-fashion",
