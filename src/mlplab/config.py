@@ -53,6 +53,11 @@ class TrainConfig:
         "hold out this many training images (stratified, seeded) for "
         "validation; early stopping and best-checkpoint selection watch it",
     )
+    train_size: int = _field(
+        0,
+        "train on this many of the training images (stratified, seeded; what val_size holds "
+        "out is not among them); 0: all of them. A small set shows overfitting",
+    )
     # model
     preset: str | None = _field(
         None, "a preset network (mlplab models lists them)", choices=tuple(PRESETS)
@@ -269,6 +274,7 @@ _RANGES = {
     "gamma": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "eval_every": (lambda v: v > 0, "must be positive"),
     "val_size": (lambda v: v >= 0, "must be >= 0"),
+    "train_size": (lambda v: v >= 0, "must be >= 0"),
     "patience": (lambda v: v >= 0, "must be >= 0"),
     "checkpoint_every": (lambda v: v >= 0, "must be >= 0"),
     "threads": (lambda v: v > 0, "must be positive"),

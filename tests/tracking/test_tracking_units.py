@@ -27,6 +27,7 @@ from mlplab.tracking.tensorboard_log import (
     first_layer_image,
     trim_events,
 )
+from mlplab.training.state import TrainState
 
 
 def test_targets_parse_with_their_defaults():
@@ -149,6 +150,7 @@ def test_two_trackers_share_the_step_losss_reads():
     reads = [0]
     loss = StepLoss()
     s = SimpleNamespace(iteration=0, loss_total=CountedTotal(0.0, reads), seen=0, lr=0.1)
+    s.mark = lambda accuracy=True: TrainState.mark(s, accuracy)  # the state's own marks
     loss.begin(s)
     logged = []
     for it in range(1, 31):

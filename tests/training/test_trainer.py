@@ -18,7 +18,7 @@ from mlplab.nn.init import init_weights
 from mlplab.nn.model import build_model
 from mlplab.training.callbacks import Callback
 from mlplab.training.device import pick_device
-from mlplab.training.trainer import train
+from mlplab.training.trainer import Trainer, train
 
 # Measured here (one thread of a 2-core machine): 938 steps in ~5 s, 97.55% test accuracy;
 # seeds 1 and 2 reach 97.3% and 97.4%, so the floor has a margin of two points.
@@ -456,3 +456,32 @@ def test_a_config_that_does_not_fit_the_data_is_refused(config, message):
     data = Dataset.from_arrays(x, y, name="flowers")
     with pytest.raises(ConfigError, match=message):
         train(TrainConfig(**{"dataset": "flowers", **config}), data)
+
+
+def test_train_size_trains_on_a_stratified_seeded_sample(small):
+    config = TrainConfig(
+        dataset=small.name, model="784-16-10:relu", train_size=200, iterations=4, batch_size=50
+    )
+    trainer = Trainer(config, small)
+    y = trainer.train_split.y
+    assert len(trainer.train_split) == 200
+    counts = torch.bincount(y, minlength=10)
+    full = torch.bincount(small.train.y, minlength=10).double() * 200 / len(small.train)
+    assert (counts - full).abs().max() <= 1  # each class in proportion
+    again = Trainer(config, small).train_split
+    assert torch.equal(again.x, trainer.train_split.x)  # the same seed, the same sample
+    other = Trainer(config.replace(seed=1), small).train_split
+    assert not torch.equal(other.x, trainer.train_split.x)
+    result = trainer.run()
+    assert result.iterations == 4 and trainer.sampler.batches_per_epoch == 4
+    evals = [r for r in result.history if r["kind"] == "eval"]
+    assert 0 <= evals[-1]["train_accuracy"] <= 100
+
+
+def test_train_size_must_leave_images_out(small):
+    n = len(small.train)
+    config = TrainConfig(dataset=small.name, model="784-16-10:relu", train_size=n, val_size=10)
+    with pytest.raises(ConfigError, match=rf"^train_size: {small.name} has {n - 10} training"):
+        Trainer(config, small)
+    with pytest.raises(ConfigError, match=r"^train_size: must be >= 0, got -1$"):
+        TrainConfig(train_size=-1)

@@ -9,7 +9,7 @@ from typing import Any
 from mlplab.config import TrainConfig
 from mlplab.training.callbacks import Evaluation, ResultView
 from mlplab.training.evaluate import Metrics
-from mlplab.training.state import TrainState
+from mlplab.training.state import Mark, TrainState
 
 LOSS_EVERY = 10  # log the loss of every 10th training step (Lightning: every 50th)
 FINAL = "final/"  # the returned model's metrics, logged once at the end
@@ -22,11 +22,11 @@ class StepLoss:
     iteration returns the first call's answer without reading the device again."""
 
     def __init__(self):
-        self._mark: tuple[int, float, int] | None = None  # (iteration, loss total, seen)
+        self._mark: Mark | None = None  # the totals before the next logged step
         self._last: tuple[int, dict[str, float]] | None = None  # (iteration, its answer)
 
     def begin(self, s: TrainState) -> None:
-        self._mark = (s.iteration, float(s.loss_total), s.seen)
+        self._mark = s.mark(accuracy=False)
         self._last = None
 
     def after_step(self, s: TrainState) -> dict[str, float]:
@@ -34,14 +34,10 @@ class StepLoss:
         if self._last is not None and self._last[0] == s.iteration:
             return self._last[1]
         out = {}
-        if s.iteration % LOSS_EVERY == 0 and self._mark and self._mark[0] == s.iteration - 1:
-            total = float(s.loss_total)
-            out = {
-                "train/loss": (total - self._mark[1]) / max(s.seen - self._mark[2], 1),
-                "lr": s.lr,
-            }
+        if s.iteration % LOSS_EVERY == 0 and self._mark and self._mark.iteration == s.iteration - 1:
+            out = {"train/loss": s.mark(accuracy=False).since(self._mark)["train_loss"], "lr": s.lr}
         if (s.iteration + 1) % LOSS_EVERY == 0:
-            self._mark = (s.iteration, float(s.loss_total), s.seen)
+            self._mark = s.mark(accuracy=False)
         self._last = (s.iteration, out)
         return out
 

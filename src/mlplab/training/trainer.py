@@ -168,11 +168,16 @@ class Trainer:
         )
 
     def _splits(self, config: TrainConfig, data: Dataset) -> tuple[Split, Split | None]:
-        """The training split and the validation split held out of it, on the device."""
-        if not config.val_size:
-            return data.train.to(self.device), None
-        keep, held = stratified_split(data.train.y, config.val_size, config.seed)
-        return data.train.subset(keep).to(self.device), data.train.subset(held).to(self.device)
+        """The training split and the validation split held out of it, on the device; with
+        train_size, a stratified sample of the rest is the training split."""
+        train, val = data.train, None
+        if config.val_size:
+            keep, held = stratified_split(train.y, config.val_size, config.seed)
+            train, val = train.subset(keep), train.subset(held)
+        if config.train_size:
+            seed = stream_seed(config.seed, "train_size")
+            train = train.subset(stratified_split(train.y, config.train_size, seed)[1])
+        return train.to(self.device), val.to(self.device) if val is not None else None
 
     def _initial_model(self, initial: MLP | None = None) -> MLP:
         if initial is None:
@@ -296,15 +301,17 @@ class Trainer:
     def evaluate(self) -> Evaluation:
         """Evaluate the current model on the validation and test splits, and record it."""
         s = self.state
-        now = float(s.loss_total)
+        now = s.mark()
+        window = now.since(s.window)
         record: Record = {
             "kind": "eval",
             "iteration": s.iteration,
             "epoch": self.sampler.epoch,
-            "train_loss": (now - s.window[0]) / max(s.seen - s.window[1], 1),
+            "train_loss": window["train_loss"],
+            "train_accuracy": window["train_accuracy"],
             "lr": s.lr,
         }
-        s.window, s.last_eval = (now, s.seen), s.iteration
+        s.window, s.last_eval = now, s.iteration
         val, test = self._score(self.val_split), self._score(self.test_split)
         s.latest = {"val": val and val.to_dict(), "test": test and test.to_dict()}
         if val is not None:
@@ -330,16 +337,16 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         s = self.state
-        loss, correct, seen = float(s.loss_total), int(s.correct_total), s.seen
-        n = seen - s.epoch_start[2]
+        now = s.mark()
+        window = now.since(s.epoch_start)
         record = {
             "kind": "epoch",
             "epoch": self.sampler.epoch,
             "iteration": s.iteration,
-            "train_loss": (loss - s.epoch_start[0]) / n,
-            "train_accuracy": (correct - s.epoch_start[1]) * 100.0 / n,
+            "train_loss": window["train_loss"],
+            "train_accuracy": window["train_accuracy"],
         }
-        s.epoch_start = (loss, correct, seen)
+        s.epoch_start = now
         s.records.append(record)
         self._call("on_epoch_end", record)
 
@@ -612,6 +619,13 @@ def check_data(config: TrainConfig, data: Dataset) -> None:
         raise ConfigError(
             f"model: the output size must be {data.num_classes} for {data.name}, "
             f"got {spec.sizes[-1]}"
+        )
+    available = len(data.train) - config.val_size
+    if config.train_size and config.train_size >= available:
+        held = f" ({config.val_size} held out for validation)" if config.val_size else ""
+        raise ConfigError(
+            f"train_size: {data.name} has {available} training images{held}; train_size must "
+            f"be below that, got {config.train_size}"
         )
     if config.augment != "none" and data.num_features != 784:
         raise ConfigError(
