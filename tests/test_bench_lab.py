@@ -18,8 +18,13 @@ RUNS = [
     "`mlplab lab`, page open in chromium",
     "`mlplab lab`, no browser (POST play, SSE reader)",
     "`mlplab lab`, vanished browser (unread /api/events)",
+    "models A-E, `mlplab train` one after another",
+    "models A-E, `mlplab lab --experiment`, page open",
 ]
-CLAIMS = ["1. steps/s", "2. /healthz p99", "3a. lab RSS", "3b. vanished browser"]
+CLAIMS = [
+    "1. steps/s", "2. /healthz p99", "3a. lab RSS", "3b. vanished browser",
+    "4. five runs side by side",
+]  # fmt: skip
 
 
 def rows(text: str) -> dict[str, list[str]]:

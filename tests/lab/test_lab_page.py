@@ -1,7 +1,9 @@
-"""The lab served for real by `mlplab lab` on 127.0.0.1, driven in Debian chromium, on a small
-seeded run of real MNIST: play, pause, step, the learning rate, a drawn 7 looked at layer by
-layer, the confusion matrix, the gradient check, reloads, two tabs, bad input, other origins,
-a vanished browser, Ctrl-C, and `mlplab train --resume` on what the lab left.
+"""The lab served for real by `mlplab lab --experiment activations` on 127.0.0.1, driven in
+Debian chromium at 1440x900, on real MNIST: three runs side by side on one screen, the live
+network drawing, play, pause, step, a run added and removed, the link that rebuilds the same
+runs, the learning rate, a drawn 7 looked at layer by layer, the confusion matrix, the gradient
+check, reloads, two tabs, bad input, other origins, a vanished browser, Ctrl-C in an
+experiment, and `mlplab train --resume` on every run it left.
 
 The tests run in file order on one lab process, each leaving it paused.
 """
@@ -33,12 +35,10 @@ from mlplab.lab.snapshot import to_bytes
 from mlplab.training.callbacks import Callback
 from mlplab.training.trainer import Trainer
 
-RUN = [
-    "--model", "784-64-32-10", "--iterations", "100000", "--batch-size", "128",
-    "--eval-every", "200", "--seed", "0", "--threads", "1", "--name", "labtest",
-]  # fmt: skip
-WIDTHS = [64, 32, 10]
-NEW_LR = 5e-4
+EXPERIMENT = "activations"  # 784-100-100-100-100-10 with sigmoid, tanh and relu; SGD at 0.1
+LABELS = ["activation: sigmoid", "activation: tanh", "activation: relu"]
+WIDTHS = [100, 100, 100, 100, 10]
+NEW_LR = 0.05
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "lab.png"  # written only with MLPLAB_DOCS_SCREENSHOT=1
 SEVEN = [(70, 60), (210, 60), (200, 80), (150, 160), (120, 235)]
@@ -61,7 +61,7 @@ def start_lab(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise RuntimeError(f"the lab did not start: {line}{proc.communicate(timeout=10)[1]}")
     url = line.split()[2].rstrip("/")
-    wait_for(lambda: state(url).get("status", {}).get("status") in ("ready", "finished"), 120)
+    wait_for(lambda: status(url).get("status") in ("ready", "finished", "paused"), 120)
     return proc, url
 
 
@@ -106,7 +106,16 @@ def state(url: str) -> dict:
 
 
 def status(url: str) -> dict:
-    return state(url)["status"]
+    return state(url).get("status", {})
+
+
+def runs(url: str) -> list[dict]:
+    """The experiment's runs as the lab describes them now."""
+    return state(url)["runs"]["runs"]
+
+
+def iterations(url: str) -> list[int]:
+    return [r["iteration"] for r in status(url)["runs"]]
 
 
 def iteration(page) -> int:
@@ -119,10 +128,18 @@ def paused_at(page) -> int:
     return iteration(page)
 
 
+def colours(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#network circle.unit", "cs => cs.map(c => c.getAttribute('fill'))"
+    )
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, mnist):
     folder = tmp_path_factory.mktemp("lab")
-    proc, url = start_lab(["--out", str(folder / "runs"), *RUN], folder)
+    proc, url = start_lab(
+        ["--out", str(folder / "runs"), "--experiment", EXPERIMENT, "--threads", "1"], folder
+    )
     yield {"proc": proc, "url": url, "folder": folder}
     if proc.poll() is None:
         stop(proc, signal.SIGKILL, 10)
@@ -130,7 +147,7 @@ def lab(tmp_path_factory, mnist):
 
 @pytest.fixture(scope="module")
 def page(lab, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(lab["url"] + "/")
@@ -152,59 +169,171 @@ def test_listens_on_loopback_only(lab):
     assert [a.ip for a in listening] == ["127.0.0.1"]
 
 
-def test_the_form_shows_the_network(page):
-    assert page.locator("#spec").input_value() == "784-64-32-10"
-    assert page.locator("#spec-text").text_content() == "784-64-32-10:relu"
-    params = 784 * 64 + 64 + 64 * 32 + 32 + 32 * 10 + 10
-    assert page.locator("#param-count").text_content() == f"{params:,} parameters"
-    assert page.locator("#layers input").count() == 2
-    assert "model=784-64-32-10" in page.url  # the settings live in the address
-    assert "iterations=100000" in page.url  # and so do those the form has no field for
-    assert "iterations=100000" in page.locator("#extras").text_content()
+def test_one_screen_holds_the_controls_the_drawing_and_the_curves(page):
+    page.wait_for_function("document.querySelectorAll('#network circle.unit').length > 0")
+    assert "?experiment=activations" in page.url  # the address bar holds the experiment
+    for selector in ("#play", "#pause", "#step", "#reset", "#experiment", "#network",
+                     "#chart-loss", "#chart-acc", "#runs-table"):  # fmt: skip
+        box = page.locator(selector).bounding_box()
+        assert box and box["width"] > 0 and box["height"] > 0, selector
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1440, selector
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 900, selector
+    labels = page.eval_on_selector_all(
+        "#runs-table tbody .name", "ns => ns.map(n => n.textContent)"
+    )
+    assert labels == LABELS
+    # a wide layer is drawn as a sample, and says so
+    shown = page.eval_on_selector_all("#network text.label", "ts => ts.map(t => t.textContent)")
+    assert "16 of 100" in shown and "softmax" in shown
 
 
-def test_play_pause_and_step(page, lab):
+def every_run_has(url: str, kind: str, more_than: int) -> bool:
+    """Whether each of the three runs has more than `more_than` curve points (or evals)."""
+    found = state(url)[kind]
+    return len(found) == 3 and min(len(v) for v in found.values()) > more_than
+
+
+def test_an_experiment_of_three_runs_makes_progress_in_every_run(page, lab):
     page.click("#play")
-    page.wait_for_function("Number(document.getElementById('iteration').textContent) > 30")
-    page.wait_for_function("document.getElementById('chart-loss').data[0].x.length > 3")
+    wait_for(lambda: every_run_has(lab["url"], "curves", 3), 60)
+    page.wait_for_function(
+        "document.getElementById('chart-loss').data.filter((t, i) => i % 2 === 0"
+        " && t.x.length > 3).length === 3"
+    )
     page.click("#pause")
-    stopped = paused_at(page)
-    time.sleep(1.0)
-    assert iteration(page) == stopped == status(lab["url"])["iteration"]
+    paused_at(page)
+    reached = iterations(lab["url"])
+    assert len(reached) == 3 and len(set(reached)) == 1 and reached[0] > 20
+    traces = page.evaluate("document.getElementById('chart-loss').data.map(t => t.name)")
+    assert [t for t in traces if "(test)" not in t] == LABELS  # one colour per run, named
+    dirs = [r["run_dir"] for r in runs(lab["url"])]
+    for run_dir in dirs:
+        assert newest_state(Path(run_dir) / STATES)[1]["loop"]["iteration"] == reached[0]
+
+
+def test_a_step_moves_every_run_and_the_drawing_changes(page, lab):
+    before = iterations(lab["url"])
+    seen = colours(page)
+    drawn_at = page.eval_on_selector("#network", "s => Number(s.dataset.iteration)")
     page.click("#step")
-    page.wait_for_function(f"Number(document.getElementById('iteration').textContent) > {stopped}")
-    assert paused_at(page) == stopped + 1
-    time.sleep(0.5)
-    assert status(lab["url"])["iteration"] == stopped + 1
+    wait_for(lambda: iterations(lab["url"]) == [i + 1 for i in before], 30)
+    page.wait_for_function(
+        f"Number(document.getElementById('network').dataset.iteration) > {drawn_at}"
+    )
+    assert colours(page) != seen  # the units' values moved with the weights
 
 
-def test_a_learning_rate_change_takes_effect_without_a_reset(page, lab):
-    before = status(lab["url"])
+def test_hovering_a_first_layer_unit_shows_its_784_weights(page):
+    page.locator("#network circle.unit[data-layer='0']").nth(3).hover()
+    page.wait_for_function("document.getElementById('hover-text').textContent.includes('784')")
+    tile = page.eval_on_selector(
+        "#hover-tile", "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"
+    )
+    assert len(set(tile[0::4])) > 10  # a picture of weights, not a blank
+
+
+def test_a_run_is_added_by_varying_one_setting_and_removed(page, lab):
+    page.select_option("#vary-setting", "lr")
+    page.fill("#vary-value", "0.5")
+    page.click("#vary-add")
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 4")
+    assert runs(lab["url"])[3]["label"] == "lr: 0.5"
+    assert runs(lab["url"])[3]["config"]["model"] == "784-100-100-100-100-10:sigmoid"
+    page.wait_for_function("location.search.startsWith('?runs=')")  # no longer the built-in one
+    page.locator("#runs-table tbody tr").nth(3).locator(".remove").click()
+    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 3")
+    page.wait_for_function("location.search === '?experiment=activations'")
+
+
+def first_evals(url: str) -> list[dict]:
+    """Each run's first evaluation, but its time and its run id (new in each lab)."""
+    evals = state(url)["evals"]
+    ids = [str(r["id"]) for r in runs(url)]
+    return [{k: v for k, v in evals[i][0].items() if k not in ("seconds", "run")} for i in ids]
+
+
+def test_the_link_is_the_experiment_and_gives_the_same_first_evaluation(page, lab):
+    url = lab["url"]
+    page.click("#play")
+    wait_for(lambda: every_run_has(url, "evals", 0), 60)
+    page.click("#pause")
+    paused_at(page)
+    first = first_evals(url)
+    assert [e["iteration"] for e in first] == [100, 100, 100]
+    link = page.evaluate("location.search")
+    # another experiment, built from the menu, then the link again: the same runs from scratch
+    page.select_option("#experiment", "learning-rates")
+    page.wait_for_function("location.search === '?experiment=learning-rates'")
+    rates = ["lr: 0.001", "lr: 0.01", "lr: 0.1", "lr: 1"]
+    wait_for(lambda: [r["label"] for r in runs(url)] == rates, 60)
+    page.goto(url + "/" + link)
+    page.wait_for_selector("body[data-ready=true]", timeout=30000)
+    wait_for(lambda: [r["label"] for r in runs(url)] == LABELS, 60)
+    assert iterations(url) == [0, 0, 0]
+    page.click("#play")
+    wait_for(lambda: every_run_has(url, "evals", 0), 60)
+    page.click("#pause")
+    paused_at(page)
+    assert first_evals(url) == first
+
+
+def test_other_origins_are_refused_on_every_post_route(lab):
+    url = lab["url"]
+    routes = ["control", "lr", "build", "extend", "experiment", "vary", "remove", "focus",
+              "input", "inspect", "gradcheck"]  # fmt: skip
+    for route in routes:
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            code, doc = request(f"{url}/api/{route}", {"action": "play"}, headers)
+            assert code == 403 and "may not control this lab" in doc["error"], route
+    code, _ = request(url + "/api/state", headers={"Host": "evil.example"})
+    assert code == 403
+
+
+@pytest.mark.parametrize(
+    "route, body, field, message",
+    [
+        ("vary", {"setting": "lr", "value": -1}, "lr", "lr: must be positive, got -1.0"),
+        ("vary", {"setting": "hidden", "value": "x-1"}, "hidden", "hidden: must be sizes"),
+        ("vary", {"setting": "out", "value": "/tmp"}, "out", "out: the lab's own setting"),
+        ("experiment", {"experiment": "nope"}, "experiment", "experiment: unknown 'nope'"),
+        ("experiment", {"link": "runs=!!"}, "runs", "runs: not an experiment"),
+        ("remove", {"run": 999}, "run", "run: must be one of the experiment's runs"),
+        ("focus", {"run": "x"}, "run", "run: must be one of the experiment's runs"),
+        ("input", {"test_index": "x"}, "test_index", "test_index: must be an integer"),
+    ],
+)
+def test_bad_input_is_a_one_line_error_naming_its_field(lab, route, body, field, message):
+    code, doc = request(f"{lab['url']}/api/{route}", body)
+    assert 400 <= code < 500 and doc["field"] == field and doc["error"].startswith(message)
+    assert "\n" not in doc["error"]
+
+
+def test_a_learning_rate_change_takes_effect_on_the_drawn_run(page, lab):
+    url = lab["url"]
+    page.locator("#runs-table tbody .name").nth(2).click()  # draw the relu run
+    wait_for(lambda: state(url)["runs"]["focus"] == runs(url)[2]["id"], 10)
     page.fill("#live-lr", str(NEW_LR))
     page.click("#set-lr")
-    wait_for(lambda: status(lab["url"])["lr"] == pytest.approx(NEW_LR, rel=1e-9), 10)
+    focus = lambda: next(r for r in status(url)["runs"] if r["id"] == runs(url)[2]["id"])  # noqa: E731
+    before = iterations(url)
     page.click("#step")
-    page.wait_for_function(
-        f"Number(document.getElementById('iteration').textContent) > {before['iteration']}"
-    )
-    assert paused_at(page) == before["iteration"] + 1  # the same run went on
-    after = status(lab["url"])
-    assert after["iteration"] == before["iteration"] + 1
-    assert after["run_dir"] == before["run_dir"]
-    # the one-cycle schedule keeps its shape through the new rate: one step on, nearly it
-    assert after["lr"] == pytest.approx(NEW_LR, rel=0.01)
+    wait_for(lambda: iterations(url) == [i + 1 for i in before], 30)
+    assert focus()["lr"] == pytest.approx(NEW_LR, rel=1e-9)  # a constant schedule: exactly it
+    others = [r["lr"] for r in status(url)["runs"] if r["id"] != runs(url)[2]["id"]]
+    assert others == [0.1, 0.1]
 
 
 def test_a_drawn_seven_layer_by_layer(page, lab, cli, tmp_path):
+    page.click("button[data-tab=tab-inside]")
     draw(page, "#pad", SEVEN)
     page.wait_for_function(
         "document.getElementById('input-info').textContent.includes('predicted')"
     )
-    cells = [page.locator(f".strip[data-layer=fc{i + 1}] .cell").count() for i in range(3)]
+    cells = [page.locator(f".strip[data-layer=fc{i + 1}] .cell").count() for i in range(5)]
     assert cells == WIDTHS
-    # unit 0 of fc1: its tile is fc1.weight[0], as the API and the saved model hold it
+    # the network drawing shows the drawing too
+    page.wait_for_function("document.getElementById('network').dataset.iteration !== undefined")
     page.locator(".strip[data-layer=fc1] .cell").first.click()
-    page.wait_for_function("!document.getElementById('unit').hidden")
     page.wait_for_function("document.getElementById('unit-title').textContent.includes('unit 0')")
     tile = page.eval_on_selector(
         "#unit-tile", "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data)"
@@ -212,10 +341,12 @@ def test_a_drawn_seven_layer_by_layer(page, lab, cli, tmp_path):
     _, unit = request(lab["url"] + "/api/unit?layer=1&unit=0")
     weights = torch.tensor(unit["weights"], dtype=torch.float32)
     assert tile[0::4] == list(to_bytes(weights.reshape(1, -1)))
-    run_dir = Path(status(lab["url"])["run_dir"])
+    run_dir = Path(state(lab["url"])["runs"]["runs"][2]["run_dir"])  # the drawn (relu) run
     saved = load_checkpoint(run_dir)  # written at the pause
     assert torch.equal(weights, saved.model.fc1.weight[0].detach())
     # the softmax bars are `mlplab predict` on the same drawing
+    page.locator("#chart-probs").scroll_into_view_if_needed()  # drawn once on screen
+    page.wait_for_function("(document.getElementById('chart-probs').data || []).length")
     bars = page.evaluate("document.getElementById('chart-probs').data[0].y")
     png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
     (tmp_path / "seven.png").write_bytes(base64.b64decode(png.split(",", 1)[1]))
@@ -223,7 +354,8 @@ def test_a_drawn_seven_layer_by_layer(page, lab, cli, tmp_path):
     assert done.returncode == 0, done.stderr
     predicted = json.loads(done.stdout)["results"][0]["probabilities"]
     assert bars == pytest.approx(predicted, abs=1e-6)
-    assert int(np.argmax(bars)) == 7, f"the network read the 7 as {int(np.argmax(bars))}"
+    drawn = page.evaluate("window.lab.network.layers.at(-1).values")
+    assert drawn == pytest.approx(predicted, abs=1e-4)  # the live drawing's output layer too
 
 
 def click_cell(page, truth: int, pred: int) -> None:
@@ -241,6 +373,7 @@ def click_cell(page, truth: int, pred: int) -> None:
 
 
 def test_the_confusion_matrix_and_one_of_its_cells(page, lab):
+    page.click("button[data-tab=tab-confusion]")
     page.locator("#chart-confusion").scroll_into_view_if_needed()  # drawn once on screen
     page.wait_for_function("(document.getElementById('chart-confusion').data || []).length")
     matrix = np.array(page.evaluate("document.getElementById('chart-confusion').data[0].text"))
@@ -250,28 +383,19 @@ def test_the_confusion_matrix_and_one_of_its_cells(page, lab):
     click_cell(page, int(truth), int(pred))
     page.wait_for_function("document.getElementById('cell-info').textContent.includes('true')")
     shown = page.eval_on_selector_all("#cell-images canvas", "cs => cs.map(c => +c.dataset.index)")
-    count = int(matrix[truth, pred])
-    assert len(shown) == min(count, 60) and shown
-    for index in shown:
+    assert len(shown) == min(int(matrix[truth, pred]), 60) and shown
+    for index in shown[:10]:
         _, seen = request(lab["url"] + "/api/inspect", {"test_index": index})
         assert (seen["label"], seen["prediction"]) == (truth, pred)
 
 
 def test_the_gradient_check(page, tmp_path):
+    page.click("button[data-tab=tab-math]")
     page.select_option("#grad-label", "3")
     page.click("#gradcheck")
     page.wait_for_selector("#max-diff")
     assert float(page.locator("#max-diff").text_content()) < 1e-5
-    assert page.locator("#grad-table tbody tr").count() == 3
-    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the picture
-    page.wait_for_timeout(300)
-    picture = tmp_path / "lab.png"
-    page.screenshot(path=str(picture), full_page=True)
-    assert picture.read_bytes().startswith(b"\x89PNG")
-    if os.environ.get("MLPLAB_DOCS_SCREENSHOT") == "1":  # refresh the docs' picture of the lab
-        temp = SCREENSHOT.with_suffix(".png.tmp")
-        temp.write_bytes(picture.read_bytes())
-        temp.replace(SCREENSHOT)
+    assert page.locator("#grad-table tbody tr").count() == 5
 
 
 def test_a_reloaded_page_picks_the_stream_up_again(page, lab):
@@ -283,51 +407,24 @@ def test_a_reloaded_page_picks_the_stream_up_again(page, lab):
     page.wait_for_function(
         f"Number(document.getElementById('iteration').textContent) > {before + 20}"
     )
-    points = page.evaluate("document.getElementById('chart-loss').data[0].x.length")
-    assert points > 3  # the curve came back from the history, and goes on
+    lengths = page.evaluate("document.getElementById('chart-loss').data.map(t => t.x.length)")
+    assert min(lengths[0::2]) > 3  # every curve came back from the history, and goes on
     page.click("#pause")
     paused_at(page)
 
 
-def test_two_tabs_see_one_run(page, lab, browser):
-    other = browser.new_page()
+def test_two_tabs_see_one_experiment(page, lab, browser):
+    other = browser.new_page(viewport={"width": 1440, "height": 900})
     other.goto(lab["url"] + "/")
     other.wait_for_selector("body[data-ready=true]", timeout=30000)
-    assert other.locator("#run-info").text_content() == page.locator("#run-info").text_content()
+    names = "ns => ns.map(n => n.textContent)"
+    assert other.eval_on_selector_all("#runs-table .name", names) == LABELS
     start = iteration(other)
     page.click("#play")
     other.wait_for_function(f"Number(document.getElementById('iteration').textContent) > {start}")
     other.click("#pause")
     assert paused_at(page) == paused_at(other)
     other.close()
-
-
-def test_other_origins_are_refused_and_bad_input_is_named(page, lab, cli, tmp_path):
-    url, before = lab["url"], status(lab["url"])
-    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
-        code, doc = request(url + "/api/control", {"action": "play"}, headers)
-        assert code == 403 and "may not control this lab" in doc["error"]
-    code, _ = request(url + "/api/state", headers={"Host": "evil.example"})
-    assert code == 403
-    # a bad spec and a bad value show the CLI's own message beside their field
-    page.fill("#spec", "784-0-10")
-    page.dispatch_event("#spec", "change")
-    shown = page.locator('.err[data-for="model"]')
-    shown.wait_for(state="visible")
-    message = cli("train", "--model", "784-0-10", cwd=tmp_path).stderr.strip()
-    assert message == f"mlplab: error: {shown.text_content()}"
-    page.fill("#spec", "784-64-32-10")
-    page.dispatch_event("#spec", "change")
-    page.fill("#lr", "-1")
-    page.click("#build-run")
-    shown = page.locator('.err[data-for="lr"]')
-    shown.wait_for(state="visible")
-    message = cli("train", "--lr", "-1", cwd=tmp_path).stderr.strip()
-    assert message == f"mlplab: error: {shown.text_content()}"
-    page.fill("#lr", "0.004")
-    time.sleep(0.5)
-    assert status(url)["iteration"] == before["iteration"]  # nothing moved, nothing reset
-    assert status(url)["run_dir"] == before["run_dir"]
 
 
 def test_healthz_stays_fast_and_a_vanished_reader_stalls_nothing(lab):
@@ -337,8 +434,9 @@ def test_healthz_stays_fast_and_a_vanished_reader_stalls_nothing(lab):
     silent.sendall(f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
     silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
-        start = status(url)["iteration"]
-        reached = lambda: (state(url).get("metrics") or {}).get("iteration", 0)  # noqa: E731
+        start = min(iterations(url))
+        reached = lambda: min(len(c) for c in state(url)["curves"].values())  # noqa: E731
+        points = reached()
         request(url + "/api/control", {"action": "play"})
         seconds = []
         for _ in range(40):
@@ -346,13 +444,91 @@ def test_healthz_stays_fast_and_a_vanished_reader_stalls_nothing(lab):
             assert request(url + "/healthz")[1] == {"status": "ok"}
             seconds.append(time.perf_counter() - t0)
             time.sleep(0.02)
-        wait_for(lambda: reached() > start + 300, 60)
+        wait_for(lambda: reached() > points + 10, 60)
     finally:
         silent.close()
         request(url + "/api/control", {"action": "pause"})
     wait_for(lambda: status(url)["status"] == "paused", 30)
+    assert min(iterations(url)) > start
     # a generous bound for a loaded test machine; make bench measures the p99
     assert max(seconds) < 1.0, f"/healthz took up to {max(seconds):.3f} s"
+
+
+def test_the_first_screen_for_the_docs(page, tmp_path):
+    page.goto(page.url)  # a fresh page: the first tab, the first screen
+    page.wait_for_selector("body[data-ready=true]", timeout=30000)
+    page.wait_for_function("document.getElementById('chart-acc').data.some(t => t.x.length > 1)")
+    page.wait_for_timeout(600)
+    picture = tmp_path / "lab.png"
+    page.screenshot(path=str(picture))
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("MLPLAB_DOCS_SCREENSHOT") == "1":  # refresh the docs' picture of the lab
+        temp = SCREENSHOT.with_suffix(".png.tmp")
+        temp.write_bytes(picture.read_bytes())
+        temp.replace(SCREENSHOT)
+
+
+SHORT = {"model": "784-64-32-10", "iterations": 1200, "batch_size": 128, "eval_every": 400}
+RESUMED = {
+    "title": "three seeds",
+    "base": {**SHORT, "optimizer": "sgd", "lr": 0.1, "schedule": "constant"},
+    "runs": [{"label": f"seed: {seed}", "set": {"seed": seed}} for seed in (1, 2, 3)],
+}
+
+
+def test_ctrl_c_in_an_experiment_saves_every_run_and_each_resumes_identically(lab, cli, mnist):
+    """An experiment built from a link: a step, a new learning rate on one run, a little play,
+    Ctrl-C; then `mlplab train --resume` ends each run as a run that never stopped would
+    have ended."""
+    url, proc = lab["url"], lab["proc"]
+    code, _ = request(url + "/api/experiment", {"doc": RESUMED})
+    assert code == 202
+    wait_for(lambda: [r["label"] for r in runs(url)] == ["seed: 1", "seed: 2", "seed: 3"], 60)
+    wait_for(lambda: status(url)["status"] == "ready", 30)
+    request(url + "/api/control", {"action": "step"})
+    wait_for(lambda: status(url)["status"] == "paused", 30)
+    assert iterations(url) == [1, 1, 1]
+    first = runs(url)[0]["id"]
+    assert request(url + "/api/focus", {"run": first})[0] == 202
+    wait_for(lambda: state(url)["runs"]["focus"] == first, 10)
+    assert request(url + "/api/lr", {"lr": NEW_LR})[0] == 200
+    request(url + "/api/control", {"action": "play"})
+    wait_for(lambda: status(url)["status"] == "playing", 10)
+    time.sleep(0.3)
+    code, _, err = stop(proc, signal.SIGINT)
+    assert code == 130, err
+    dirs = [Path(line.split("mlplab train --resume ")[1].split(" ")[0])
+            for line in err.splitlines() if "resume with" in line]  # fmt: skip
+    assert len(dirs) == 3
+    for seed, run_dir in zip((1, 2, 3), dirs, strict=True):
+        _, saved = newest_state(run_dir / STATES)
+        assert 1 < saved["loop"]["iteration"] < SHORT["iterations"]
+        done = cli("train", "--resume", str(run_dir), "--quiet", cwd=lab["folder"])
+        assert done.returncode == 0, done.stderr
+        # the same settings, never stopped, with the same change of learning rate
+        config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()), "test")
+        assert config.seed == seed
+        changes = [SetLrAt(1, NEW_LR)] if seed == 1 else []
+        trainer = Trainer(config, mnist, callbacks=changes)
+        trainer.run()
+        resumed = load_checkpoint(run_dir).model.state_dict()
+        for name, tensor in trainer.eval_module().state_dict().items():
+            assert torch.equal(resumed[name], tensor.cpu()), (seed, name)
+    lab["resumed"] = dirs[0]
+
+
+def test_the_lab_opens_a_run_directory(lab):
+    run_dir = lab["resumed"]
+    proc, url = start_lab([str(run_dir)], lab["folder"])
+    try:
+        shown = status(url)
+        assert shown["status"] == "finished" and runs(url)[0]["run_dir"] == str(run_dir)
+        assert iterations(url) == [SHORT["iterations"]]
+        history = state(url)
+        assert list(history["evals"].values())[0][-1]["iteration"] == SHORT["iterations"]
+    finally:
+        code, _, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
 
 
 class SetLrAt(Callback):
@@ -364,56 +540,3 @@ class SetLrAt(Callback):
     def on_iteration_end(self, trainer) -> None:
         if trainer.state.iteration == self.at:
             trainer.set_lr(self.lr)
-
-
-SHORT = {"model": "784-64-32-10", "iterations": 3000, "batch_size": 128, "eval_every": 500}
-
-
-def test_ctrl_c_saves_and_train_resume_finishes_as_if_never_stopped(lab, cli, mnist):
-    """A new run built through the API: a step, a new learning rate, a little play, Ctrl-C;
-    then `mlplab train --resume` ends it as a run that never stopped would have ended."""
-    url, proc = lab["url"], lab["proc"]
-    old = status(url)["run_dir"]
-    code, _ = request(url + "/api/build", {**SHORT, "seed": 1, "name": "resumed"})
-    assert code == 202
-    wait_for(lambda: status(url)["status"] == "ready" and status(url)["iteration"] == 0, 60)
-    request(url + "/api/control", {"action": "step"})
-    wait_for(lambda: status(url)["status"] == "paused", 30)
-    run_dir = Path(status(url)["run_dir"])
-    assert str(run_dir) != old and status(url)["iteration"] == 1
-    assert request(url + "/api/lr", {"lr": NEW_LR})[0] == 200
-    request(url + "/api/control", {"action": "play"})
-    wait_for(lambda: status(url)["status"] == "playing", 10)
-    time.sleep(0.3)
-    code, _, err = stop(proc, signal.SIGINT)
-    assert code == 130, err
-    assert f"resume with: mlplab train --resume {run_dir}" in err
-    stopped = int(err.split("stopped at iteration ")[1].split(";")[0])
-    assert 1 < stopped < SHORT["iterations"]
-    _, saved = newest_state(run_dir / STATES)
-    assert saved["loop"]["iteration"] == stopped
-    assert [c[0] for c in saved["loop"]["lr_changes"]] == [1]
-    done = cli("train", "--resume", str(run_dir), "--quiet", cwd=lab["folder"])
-    assert done.returncode == 0, done.stderr
-    # the same settings, never stopped, with the same change of learning rate
-    config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()), "test")
-    trainer = Trainer(config, mnist, callbacks=[SetLrAt(1, NEW_LR)])
-    trainer.run()
-    resumed = load_checkpoint(run_dir).model.state_dict()
-    for name, tensor in trainer.eval_module().state_dict().items():
-        assert torch.equal(resumed[name], tensor.cpu()), name
-    lab["resumed"] = run_dir
-
-
-def test_the_lab_opens_a_run_directory(lab):
-    run_dir = lab["resumed"]
-    proc, url = start_lab([str(run_dir)], lab["folder"])
-    try:
-        shown = status(url)
-        assert shown["status"] == "finished" and shown["run_dir"] == str(run_dir)
-        assert shown["iteration"] == SHORT["iterations"]
-        history = state(url)
-        assert history["evals"][-1]["iteration"] == SHORT["iterations"]
-    finally:
-        code, _, err = stop(proc, signal.SIGTERM)
-    assert code == 143, err

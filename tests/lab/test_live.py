@@ -17,8 +17,8 @@ from mlplab.lab.live import LiveRun, finite
 WAIT = 5.0
 
 
-def metrics(i: int, loss: float | None = None) -> dict:
-    return {"iteration": i, "train_loss": 2.3 / (1 + i) if loss is None else loss}
+def metrics(i: int, loss: float | None = None, run: int = 1) -> dict:
+    return {"run": run, "iteration": i, "train_loss": 2.3 / (1 + i) if loss is None else loss}
 
 
 def ids(events) -> list[int]:
@@ -27,8 +27,9 @@ def ids(events) -> list[int]:
 
 def test_ids_count_up_by_one_across_kinds():
     live = LiveRun()
-    kinds = ["begin", "metrics", "snapshot", "eval", "status", "confusion", "metrics", "snapshot"]
-    got = [live.publish(k, metrics(i) if k == "metrics" else {"n": i}) for i, k in enumerate(kinds)]
+    kinds = ["experiment", "metrics", "snapshot", "eval", "status", "network", "metrics", "snapshot"]
+    data = {"experiment": {"runs": [{"id": 1}]}, "metrics": metrics(1)}
+    got = [live.publish(k, data.get(k, {"n": i})) for i, k in enumerate(kinds)]
     assert got == list(range(1, len(kinds) + 1))
     assert live.history()["last_event_id"] == len(kinds)
 
@@ -71,7 +72,7 @@ def test_the_ring_drops_the_oldest_and_a_page_behind_it_gets_a_reset():
     assert live.since(9) == [(8, "reset", "{}")]
     assert live.since(8) == []
     # the curve is history, not ring: it still starts at the first step
-    assert live.history()["curve"][0] == [1, metrics(1)["train_loss"]]
+    assert live.history()["curves"]["1"][0] == [1, metrics(1)["train_loss"]]
 
 
 def test_snapshots_do_not_count_against_the_ring():
@@ -90,7 +91,7 @@ def test_the_curve_is_bounded_and_keeps_first_and_recent_points(points):
     n = 1000
     for i in range(1, n + 1):
         live.publish("metrics", metrics(i))
-        curve = live.history()["curve"]
+        curve = live.history()["curves"]["1"]
         assert len(curve) <= points
     iterations = [p[0] for p in curve]
     assert iterations[0] == 1
@@ -102,52 +103,66 @@ def test_the_curve_is_bounded_and_keeps_first_and_recent_points(points):
     assert all(p[1] == metrics(p[0])["train_loss"] for p in curve)
 
 
-def test_history_has_evals_and_the_latest_status_confusion_and_begin():
+def test_history_has_each_runs_curve_and_evals_and_the_latest_of_the_rest():
     live = LiveRun()
-    live.publish("begin", {"total": 60})
+    live.publish("experiment", {"runs": [{"id": 1}, {"id": 2}], "link": "experiment=x"})
     live.publish("status", {"status": "ready"})
-    live.publish("eval", {"iteration": 20, "test_accuracy": 80.0})
-    live.publish("confusion", {"iteration": 20, "matrix": [[1]]})
-    live.publish("metrics", metrics(21))
-    live.publish("eval", {"iteration": 40, "test_accuracy": 90.0})
-    live.publish("confusion", {"iteration": 40, "matrix": [[2]]})
+    live.publish("eval", {"run": 1, "iteration": 20, "test_accuracy": 80.0})
+    live.publish("eval", {"run": 2, "iteration": 20, "test_accuracy": 70.0})
+    live.publish("confusion", {"run": 1, "iteration": 20, "matrix": [[1]]})
+    live.publish("metrics", metrics(21, run=1))
+    live.publish("metrics", metrics(21, run=2))
+    live.publish("eval", {"run": 1, "iteration": 40, "test_accuracy": 90.0})
+    live.publish("network", {"run": 1, "layers": []})
     last = live.publish("status", {"status": "playing"})
     history = live.history()
-    assert history["last_event_id"] == last == 8
-    assert history["begin"] == {"total": 60}
+    assert history["last_event_id"] == last == 10
+    assert history["experiment"]["link"] == "experiment=x"
     assert history["status"] == {"status": "playing"}
-    assert history["confusion"] == {"iteration": 40, "matrix": [[2]]}
-    assert [e["iteration"] for e in history["evals"]] == [20, 40]
-    assert history["curve"] == [[21, metrics(21)["train_loss"]]]
-    assert history["metrics"] == metrics(21)
+    assert history["confusion"] == {"run": 1, "iteration": 20, "matrix": [[1]]}
+    assert [e["iteration"] for e in history["evals"]["1"]] == [20, 40]
+    assert [e["test_accuracy"] for e in history["evals"]["2"]] == [70.0]
+    assert history["curves"] == {
+        "1": [[21, metrics(21)["train_loss"]]],
+        "2": [[21, metrics(21)["train_loss"]]],
+    }
+    assert history["network"] == {"run": 1, "layers": []}
     assert history["snapshot"] is None
     assert live.since(history["last_event_id"]) == []  # the stream starts where history ends
 
 
-def test_a_begin_event_starts_the_history_again():
+def test_a_new_experiment_starts_the_history_again_and_a_removed_run_goes():
     live = LiveRun(points=4)
-    live.publish("begin", {"run": 1})
+    live.publish("experiment", {"runs": [{"id": 1}, {"id": 2}]})
     for i in range(1, 20):
-        live.publish("metrics", metrics(i))
-    live.publish("eval", {"iteration": 19})
+        live.publish("metrics", metrics(i, run=1))
+        live.publish("metrics", metrics(i, run=2))
+    live.publish("eval", {"run": 2, "iteration": 19})
+    live.publish("runs", {"runs": [{"id": 1}]})  # run 2 removed
+    history = live.history()
+    assert set(history["curves"]) == {"1"} and history["evals"] == {}
     live.publish("status", {"status": "finished"})
     live.publish("confusion", {"matrix": [[1]]})
     live.publish("snapshot", {"n": 1})
-    begin = live.publish("begin", {"run": 2})
+    live.publish("network", {"n": 1})
+    begin = live.publish("experiment", {"runs": [{"id": 3}]})
     history = live.history()
-    # the run's curve, evals, confusion, snapshot and metrics go; the lab's status goes on
+    # the runs' curves, evals, confusion, snapshot and drawing go; the lab's status goes on
     assert history == {
         "last_event_id": begin,
-        "curve": [],
-        "evals": [],
+        "curves": {},
+        "evals": {},
         "snapshot": None,
-        "begin": {"run": 2},
+        "network": None,
+        "experiment": {"runs": [{"id": 3}]},
+        "runs": {"runs": [{"id": 3}]},  # what a runs event would say
         "status": {"status": "finished"},
     }
+    assert live.since(begin - 1) == [(begin, "experiment", '{"runs":[{"id":3}]}')]
     # the new run's curve starts at full resolution again
     for i in range(1, 4):
-        live.publish("metrics", metrics(i))
-    assert [p[0] for p in live.history()["curve"]] == [1, 2, 3]
+        live.publish("metrics", metrics(i, run=3))
+    assert [p[0] for p in live.history()["curves"]["3"]] == [1, 2, 3]
 
 
 def test_finite_turns_nan_and_infinity_into_none():
@@ -249,4 +264,4 @@ def test_publishing_never_waits_for_a_reader_that_does_not_read():
     assert ids(live.since(last - keep)) == list(range(last - keep + 1, last + 1))
     assert live.since(last - keep - 1) == [(last, "reset", "{}")]
     assert len(live._events) == keep
-    assert len(live.history()["curve"]) <= 50
+    assert len(live.history()["curves"]["1"]) <= 50

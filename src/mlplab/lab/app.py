@@ -4,7 +4,8 @@ The event loop only moves bytes. Training and every look at the model happen on 
 session's thread, between steps (LabSession.ask); decoding a drawing runs in a worker thread.
 The limits are the serve app's: a body limit while the body arrives (413), a time limit per
 request (504), and a bounded queue for the lab's thread (503). Requests from other origins are
-refused (403, mlplab.lab.guard).
+refused (403, mlplab.lab.guard). An mlplab error anywhere is a one-line JSON answer naming the
+field it is about (one handler, for every route).
 """
 
 from __future__ import annotations
@@ -92,8 +93,14 @@ def create_app(session: LabSession, port: int, loopback: bool = True, limits=Non
     """The lab's app around a started LabSession; `port` and `loopback` for the Host check."""
     limits = limits or ServeConfig()
     app = FastAPI(docs_url=None, redoc_url=None, title="mlplab lab")
+
+    @app.exception_handler(MlplabError)
+    async def mlplab_error(request: Request, e: MlplabError) -> JSONResponse:
+        return error_response(e)
+
     _add_page_routes(app)
     _add_run_routes(app, session)
+    _add_experiment_routes(app, session)
     _add_inside_routes(app, session)
     app.add_middleware(BodyLimit, limit=limits.max_body, drain_limit=limits.drain_limit)
     app.add_middleware(TimeLimitButStream, seconds=limits.timeout)
@@ -124,10 +131,7 @@ def _add_page_routes(app: FastAPI) -> None:
 
     @app.get("/api/spec")
     async def spec(text: str = ""):
-        try:
-            return views.spec_of(text)
-        except MlplabError as e:
-            return error_response(e)
+        return views.spec_of(text)
 
 
 def _add_run_routes(app: FastAPI, session: LabSession) -> None:
@@ -143,50 +147,72 @@ def _add_run_routes(app: FastAPI, session: LabSession) -> None:
 
     @app.post("/api/control")
     async def control(request: Request):
-        try:
-            doc = await read_json(request)
-            action = doc.get("action")
-            if action not in ("play", "pause", "step"):
-                raise BadInput(422, f"action: must be play, pause or step, got {action!r}")
-            session.send(action)
-        except MlplabError as e:
-            return error_response(e)
+        doc = await read_json(request)
+        action = doc.get("action")
+        if action not in ("play", "pause", "step", "reset"):
+            raise BadInput(422, f"action: must be play, pause, step or reset, got {action!r}")
+        session.send(action)
         return {"ok": True, "action": action}
 
     @app.post("/api/lr")
     async def lr(request: Request):
-        try:
-            doc = await read_json(request)
-            future = views.set_lr(session, doc.get("lr"))
-            return {"lr": await asyncio.wrap_future(future)}
-        except MlplabError as e:
-            return error_response(e)
+        doc = await read_json(request)
+        future = views.set_lr(session, doc.get("lr"))
+        return {"lr": await asyncio.wrap_future(future)}
 
     @app.post("/api/build")
     async def build(request: Request):
-        try:
-            config = views.config_of(session, await read_json(request))
-        except MlplabError as e:
-            return error_response(e)
+        config = views.config_of(session, await read_json(request))
         session.send("build", config)
         return JSONResponse({"config": config.to_dict()}, status_code=202)
 
     @app.post("/api/extend")
     async def extend(request: Request):
-        try:
-            epochs = views.positive_int(await read_json(request), "epochs")
-        except MlplabError as e:
-            return error_response(e)
+        epochs = views.positive_int(await read_json(request), "epochs")
         session.send("extend", epochs)
         return JSONResponse({"epochs": epochs}, status_code=202)
 
 
+def _add_experiment_routes(app: FastAPI, session: LabSession) -> None:
+    @app.get("/api/experiments")
+    async def experiments() -> dict:
+        return {"experiments": views.catalog()}
+
+    @app.post("/api/experiment")
+    async def experiment(request: Request):
+        chosen = views.experiment_of(await read_json(request))
+        session.send("experiment", chosen)
+        return JSONResponse({"link": chosen.link(), "runs": len(chosen.runs)}, status_code=202)
+
+    @app.post("/api/vary")
+    async def vary(request: Request):
+        setting, value = views.varied(session, await read_json(request))
+        session.send("vary", setting, value)
+        return JSONResponse({"setting": setting, "value": value}, status_code=202)
+
+    @app.post("/api/remove")
+    async def remove(request: Request):
+        run = views.run_id(session, await read_json(request))
+        session.send("remove", run)
+        return JSONResponse({"run": run}, status_code=202)
+
+    @app.post("/api/focus")
+    async def focus(request: Request):
+        run = views.run_id(session, await read_json(request))
+        session.send("focus", run)
+        return JSONResponse({"run": run}, status_code=202)
+
+    @app.post("/api/input")
+    async def input_(request: Request):
+        doc = await read_json(request)
+        given = await asyncio.to_thread(views.input_of, doc)
+        session.send("input", given)
+        return JSONResponse({"ok": True}, status_code=202)
+
+
 def _add_inside_routes(app: FastAPI, session: LabSession) -> None:
     async def on_lab_thread(fn):
-        try:
-            return await asyncio.wrap_future(session.ask(fn))
-        except MlplabError as e:
-            return error_response(e)
+        return await asyncio.wrap_future(session.ask(fn))
 
     async def input_of(request: Request):
         doc = await read_json(request)
@@ -194,18 +220,12 @@ def _add_inside_routes(app: FastAPI, session: LabSession) -> None:
 
     @app.post("/api/inspect")
     async def inspect(request: Request):
-        try:
-            doc, given = await input_of(request)
-        except MlplabError as e:
-            return error_response(e)
+        doc, given = await input_of(request)
         return await on_lab_thread(lambda trainer: views.inspect(trainer, given))
 
     @app.post("/api/gradcheck")
     async def gradcheck(request: Request):
-        try:
-            doc, given = await input_of(request)
-        except MlplabError as e:
-            return error_response(e)
+        doc, given = await input_of(request)
         return await on_lab_thread(lambda t: views.gradcheck(t, given, doc.get("label")))
 
     @app.get("/api/unit")

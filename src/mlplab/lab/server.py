@@ -23,6 +23,7 @@ from mlplab.config import TrainConfig
 from mlplab.errors import MlplabError
 from mlplab.io.rundir import is_running, read_config
 from mlplab.lab.app import create_app
+from mlplab.lab.experiments import Experiment
 from mlplab.lab.session import LabSession
 from mlplab.serve.server import NoDelay
 
@@ -69,6 +70,7 @@ def lab(
     config: TrainConfig | None = None,
     on_ready: Callable[[str], None] | None = None,
     log_level: str = "warning",
+    experiment: Experiment | None = None,
 ) -> dict[str, Any]:
     """Serve the lab until a signal closes it; returns where its run stands (the session's
     summary, and `signal`: the signal that closed it).
@@ -76,6 +78,7 @@ def lab(
     Args:
         run_dir: a run to open and continue; default: a new run of `config`.
         config: what a new run trains; default: the default job.
+        experiment: runs to train side by side instead (mlplab.lab.experiments).
         on_ready: called with the page's address once the socket listens.
     """
     if run_dir is not None:
@@ -101,7 +104,7 @@ def lab(
             shown = f"[{host.strip('[]')}]" if ":" in host else host
             on_ready(f"http://{shown}:{port}/")
         try:
-            left = session.run(run_dir, config)
+            left = session.run(run_dir, config, experiment)
         finally:
             server.should_exit = True
             thread.join(10)

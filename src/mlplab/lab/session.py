@@ -1,10 +1,12 @@
-"""LabSession: one run at a time, trained by the Trainer on one thread, the lab's.
+"""LabSession: the lab's experiment, several runs stepped side by side by the lab's own loop.
 
-The web app hands it commands; the lab's thread does them in order. It builds a Trainer from
-a config (or opens a run directory and resumes it), trains it through runner.train_into with
-a LabControl callback, and looks inside the model between steps, so a page never reads
-weights that a step is halfway through changing. A run is an ordinary run directory, made at
-its first step: its config, metrics, states and (at each pause and at the end) its model.
+The web app hands it commands; the lab's thread does them in order. An experiment is 1 to 6
+runs (mlplab.lab.experiments); the loop steps each run once in turn, so their curves grow
+together, and does what the pages asked between two turns. Pausing is simply not stepping:
+when the loop stops, every run that moved is saved (its state and its model) and gives its
+lock back, so other tools can use it. Closing (Ctrl-C, SIGTERM, the server stopping) does the
+same, then returns. One run is the focused one: the page draws it, looks inside it, and changes
+its learning rate.
 
 `mlplab lab` makes the process's main thread the lab's and serves the page from another:
 training on a thread of its own ran 12-25% slower here than on the main one, side by side.
@@ -22,38 +24,50 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mlplab.config import TrainConfig
 from mlplab.data.dataset import Dataset, load_dataset
 from mlplab.data.sources import DEFAULT_CACHE
-from mlplab.errors import MlplabError
-from mlplab.io.rundir import STATES, RunLock, create_run_dir, read_config
-from mlplab.io.states import newest_state
-from mlplab.lab.control import LabControl
+from mlplab.errors import ConfigError, MlplabError
+from mlplab.io.rundir import read_config
+from mlplab.lab.drawing import drawing
+from mlplab.lab.experiments import LAB_OWNED, MAX_RUNS, Experiment, Run, vary
 from mlplab.lab.live import LiveRun
-from mlplab.training.callbacks import Evaluation, StateCheckpoints
-from mlplab.training.engines import resolve_engine
-from mlplab.training.evaluate import evaluate
-from mlplab.training.runner import resume_with, train_into, write_model
-from mlplab.training.trainer import Interrupted, Trainer
+from mlplab.lab.runs import LabRun, describe_spec
+from mlplab.lab.snapshot import snapshot
+from mlplab.training.device import torch_threads
+from mlplab.training.engines import linear_grads, resolve_engine
+from mlplab.training.runner import resume_with
+from mlplab.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
 PROBE = 256  # test images behind the dead-unit share
 MAX_JOBS = 16  # looks inside waiting for the lab's thread; more get "busy"
+__all__ = ["Busy", "LabSession", "describe_spec"]
 
 
 class Busy(MlplabError):
     """Too many requests wait for the lab's thread."""
 
 
-class _Restart(Exception):
-    """Raised out of a pause when a command replaces the run (a build, an open, closing)."""
+def run_name(experiment: str, label: str) -> str:
+    """A run directory's name for a run of an experiment: "activations-activation-tanh"."""
+    slug = "".join(c if c.isalnum() else "-" for c in f"{experiment}-{label}".lower())
+    return "-".join(part for part in slug.split("-") if part)[:60]
+
+
+def fields_of(config: TrainConfig) -> dict[str, Any]:
+    """A config as the fields that differ from the default job's, without the lab's own."""
+    default = TrainConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if k not in LAB_OWNED and v != default[k]}
 
 
 class LabSession:
-    """The lab's run and its thread; every public method may be called from any thread."""
+    """The lab's experiment and its thread; every public method may be called from any
+    thread."""
 
     def __init__(
         self,
@@ -65,55 +79,63 @@ class LabSession:
         datasets: dict[str, Dataset] | None = None,
     ):
         self.out, self.data_dir, self.threads, self.cache_dir = out, data_dir, threads, cache_dir
-        self.snapshots_per_second = snapshots_per_second
+        self.snapshot_every = 1.0 / snapshots_per_second
         self.live = LiveRun()
         self.commands: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in a signal handler
-        self.trainer: Trainer | None = None
-        self.run_dir: Path | None = None
-        self.lock: RunLock | None = None
+        self.experiment: Experiment | None = None
+        self.runs: list[LabRun] = []
+        self.focus: LabRun | None = None
         self.status, self.message = "starting", ""
         self.mode, self.steps_left = "pause", 0
-        self.probe: torch.Tensor | None = None
-        self._datasets: dict[str, Dataset] = dict(datasets or {})  # by name; loaded when asked
+        self.input: dict[str, Any] = {"test_index": 0}  # what the drawing shows
+        self._next_id = 1
+        self._datasets: dict[str, Dataset] = dict(datasets or {})
         self._jobs = threading.BoundedSemaphore(MAX_JOBS)
-        self._replacement: tuple | None = None  # the command a restart is for
-        self._closed = threading.Event()
+        self._closing = threading.Event()
+        self._last_drawing = 0.0
         self.thread: threading.Thread | None = None
-
-    def run(self, run_dir: str | Path | None = None, config: TrainConfig | None = None):
-        """Open a run directory, or build a config (default: the default job), then do what
-        the pages ask on the calling thread until close(); returns what it left (summary)."""
-        self._first(run_dir, config)
-        self._main()
-        return self.summary()
-
-    def start(self, run_dir: str | Path | None = None, config: TrainConfig | None = None):
-        """run() in a thread of its own; close() ends it."""
-        self._first(run_dir, config)
-        self.thread = threading.Thread(target=self._main, name="mlplab-lab", daemon=True)
-        self.thread.start()
-
-    def _first(self, run_dir: str | Path | None, config: TrainConfig | None) -> None:
-        if run_dir is not None:
-            self.commands.put(("open", Path(run_dir)))
-        else:
-            self.commands.put(("build", config or self.base_config()))
 
     # --- from any thread -----------------------------------------------------------------
 
+    def run(self, run_dir=None, config=None, experiment: Experiment | None = None):
+        """Open a run directory, or build an experiment or a config (default: the default
+        job), then do what the pages ask on the calling thread until close(); returns what
+        it left (summary)."""
+        self._first(run_dir, config, experiment)
+        self._main()
+        return self.summary()
+
+    def start(self, run_dir=None, config=None, experiment: Experiment | None = None):
+        """run() in a thread of its own; close() ends it."""
+        self._first(run_dir, config, experiment)
+        self.thread = threading.Thread(target=self._main, name="mlplab-lab", daemon=True)
+        self.thread.start()
+
+    def _first(self, run_dir, config, experiment) -> None:
+        if run_dir is not None:
+            self.commands.put(("open", Path(run_dir)))
+        elif experiment is not None:
+            self.commands.put(("experiment", experiment))
+        else:
+            self.commands.put(("build", config or self.base_config()))
+
     def base_config(self, **fields: Any) -> TrainConfig:
         """The default job, with this lab's out, data_dir and threads, and `fields` over it."""
-        values = {"out": str(self.out), "data_dir": self.data_dir, "threads": self.threads}
-        config = TrainConfig.from_dict({**values, **fields}, "lab")
+        config = TrainConfig.from_dict({**self.lab_fields(), **fields}, "lab")
         resolve_engine(config)  # an engine that cannot train it is an error now, not later
         return config
 
+    def lab_fields(self) -> dict[str, Any]:
+        return {"out": str(self.out), "data_dir": self.data_dir, "threads": self.threads}
+
     def send(self, *command) -> None:
-        """play, pause, step; build CONFIG; open RUN_DIR; extend EPOCHS."""
+        """play, pause, step, reset; experiment EXPERIMENT; build CONFIG; open RUN_DIR;
+        vary SETTING VALUE; remove ID; focus ID; input GIVEN; extend EPOCHS; lr VALUE FUTURE."""
         self.commands.put(command)
 
     def ask(self, fn: Callable[[Trainer], Any]) -> concurrent.futures.Future:
-        """Run fn(trainer) on the lab's thread between two steps; its result as a Future."""
+        """Run fn(the focused run's trainer) on the lab's thread between two turns; its result
+        as a Future."""
         if not self._jobs.acquire(blocking=False):
             raise Busy(f"the lab is busy: {MAX_JOBS} requests wait for it; retry shortly")
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -121,12 +143,10 @@ class LabSession:
         return future
 
     def request_close(self, reason: str = "the lab closed") -> None:
-        """Ask the lab to stop training (its state saved, as Ctrl-C does) and return from
-        run(); safe in a signal handler."""
-        self.commands.put(("close",))
-        trainer = self.trainer
-        if trainer is not None:
-            trainer.interrupt(reason)
+        """Ask the lab to stop training (every run's state saved, as Ctrl-C does in mlplab
+        train) and return from run(); safe in a signal handler."""
+        self._closing.set()
+        self.commands.put(("close", reason))
 
     def close(self, timeout: float = 60.0) -> dict[str, Any]:
         """request_close(), then wait for a start()ed thread to end; what it left."""
@@ -136,300 +156,395 @@ class LabSession:
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
-        """The run directory, the iteration reached and whether the run finished."""
-        trainer = self.trainer
-        return {
-            "run_dir": str(self.run_dir) if self.run_dir else None,
-            "iteration": trainer.state.iteration if trainer else 0,
-            "finished": bool(trainer and trainer.finished),
+        """Each run's directory, the iteration it reached and whether it finished; and the
+        focused run's, as run_dir, iteration and finished."""
+        runs = {
+            run.id: {
+                "label": run.label,
+                "run_dir": str(run.run_dir) if run.run_dir else None,
+                "iteration": run.trainer.state.iteration,
+                "finished": run.trainer.finished,
+            }
+            for run in self.runs
         }
+        focus = runs.get(self.focus.id) if self.focus else None
+        return {
+            "run_dir": focus["run_dir"] if focus else None,
+            "iteration": focus["iteration"] if focus else 0,
+            "finished": bool(focus and focus["finished"]),
+            "runs": list(runs.values()),
+        }
+
+    @property
+    def trainer(self) -> Trainer | None:
+        """The focused run's trainer."""
+        return self.focus.trainer if self.focus else None
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.focus.run_dir if self.focus else None
 
     # --- the lab's thread ----------------------------------------------------------------
 
     def _main(self) -> None:
-        while not self._closed.is_set():
-            command = self._replacement or self.commands.get()
-            self._replacement = None
+        with torch_threads(self.threads):
+            while not self._closing.is_set():
+                try:
+                    if self._wants_steps():
+                        self._turn()
+                        self._take_commands()
+                    else:
+                        self._settle()
+                        self._do(self.commands.get())
+                except Exception as e:  # a bug must not end the lab: the page shows it
+                    logger.exception("the lab's thread failed")
+                    self.mode, self.steps_left = "pause", 0
+                    self._publish_status("error", f"{type(e).__name__}: {e}")
+            self._settle()
+
+    def _wants_steps(self) -> bool:
+        wanted = self.mode == "play" or self.steps_left > 0
+        return wanted and any(run.can_step for run in self.runs)
+
+    def _turn(self) -> None:
+        """One step of every run that can take one, then the events that are due."""
+        changed = False
+        for run in self.runs:
+            if not run.can_step:
+                continue
+            before = run.status
             try:
-                self._do(command)
-                while self._wants_training():
-                    self._train()
-            except Exception as e:  # a bug must not end the lab: the page shows it
-                logger.exception("the lab's thread failed")
-                self.mode, self.steps_left = "pause", 0
-                self._publish_status("error", f"{type(e).__name__}: {e}")
+                run.step()
+            except MlplabError as e:
+                run.fail(str(e))
+            changed |= run.status != before
+        if self.steps_left > 0:
+            self.steps_left -= 1
+        now = time.perf_counter()
+        for run in self.runs:
+            if run.status == "training":
+                run.metrics(now, force=self.steps_left == 0 and self.mode != "play")
+        if now - self._last_drawing >= self.snapshot_every:
+            self._publish_drawing(now)
+        if changed:  # a run began, finished or failed; when training stops, _settle says so
+            self._publish_runs()
+            if self._wants_steps():
+                self._publish_status("playing")
 
-    def _wants_training(self) -> bool:
-        trainer = self.trainer
-        return (
-            not self._closed.is_set()
-            and self._replacement is None
-            and trainer is not None
-            and not trainer.finished
-            and trainer.interrupted is None  # an interrupted trainer is done: a new one goes on
-            and (self.mode == "play" or self.steps_left > 0)
-        )
-
-    def _do(self, command: tuple) -> None:
-        """Do one command outside training."""
-        kind = command[0]
-        if kind == "job":
-            self._job(*command[1:])
-        elif kind in ("play", "pause", "step", "lr"):
-            self._steer(command)
-        elif kind == "close":
-            self._closed.set()
-        else:
-            self._replace(command)
-
-    def take_commands(self, block: bool) -> None:
-        """Between two steps: do what was asked; a restart interrupts the run."""
-        while self._replacement is None:
+    def _take_commands(self) -> None:
+        """Between two turns: do everything asked meanwhile."""
+        while not self._closing.is_set():
             try:
-                command = self.commands.get(block=block)
+                command = self.commands.get_nowait()
             except queue.Empty:
                 return
-            kind = command[0]
-            if kind in ("close", "build", "open", "extend"):
-                self._replacement = command
-                self.trainer.interrupt(f"the lab: {kind}")
-                return
             self._do(command)
-            if block and not self.wants_pause():
-                return
 
-    def wants_pause(self) -> bool:
-        return self.mode == "pause" and self.steps_left == 0
+    def _settle(self) -> None:
+        """Training stopped (a pause, a finish, a close): save every run that moved, give
+        their locks back, and say so."""
+        moved = [run for run in self.runs if run.status == "training"]
+        for run in self.runs:
+            now = time.perf_counter()
+            if run.status == "training":
+                run.metrics(now, force=True)
+            try:
+                run.pause()
+            except MlplabError as e:
+                run.fail(str(e))
+        if self.mode == "play" and not any(run.can_step for run in self.runs):
+            self.mode = "pause"
+        if moved or self.status in ("playing", "starting"):
+            self._publish_drawing(time.perf_counter())
+            self._publish_runs()
+            self._publish_status(self._lab_status())
 
-    def _steer(self, command: tuple) -> None:
+    def _lab_status(self) -> str:
+        if not self.runs:
+            return "ready"
+        if self._wants_steps():
+            return "playing"
+        if all(run.status in ("finished", "error") for run in self.runs):
+            return "finished" if any(r.status == "finished" for r in self.runs) else "error"
+        if any(run.stepped or run.trainer.state.iteration for run in self.runs):
+            return "paused"
+        return "ready"
+
+    def _do(self, command: tuple) -> None:
         kind = command[0]
+        try:
+            if kind == "job":
+                self._job(*command[1:])
+            elif kind in ("play", "pause", "step"):
+                self._steer(kind)
+            elif kind == "lr":
+                self._set_lr(*command[1:])
+            elif kind == "close":
+                self._closing.set()
+            elif kind in ("focus", "input"):
+                self._look(kind, command[1])
+            elif kind in ("vary", "remove"):
+                self._edit(command)
+            else:
+                self._replace(command)
+        except MlplabError as e:
+            self._publish_status(self._lab_status(), str(e))
+
+    def _steer(self, kind: str) -> None:
         if kind == "play":
             self.mode, self.steps_left = "play", 0
         elif kind == "pause":
             self.mode, self.steps_left = "pause", 0
-        elif kind == "step":
+        else:
             self.mode, self.steps_left = "pause", self.steps_left + 1
-        else:  # lr VALUE FUTURE
-            _, lr, future = command
-            try:
-                if self.trainer is None:
-                    raise MlplabError("lr: there is no run to change yet")
-                future.set_result(self.trainer.set_lr(lr))
-            except MlplabError as e:
-                future.set_exception(e)
-            self._publish_status(self.status)
+        if self._wants_steps():  # a stop is said by _settle, once every run is saved
+            self._publish_status("playing")
+
+    def _set_lr(self, lr: Any, future: concurrent.futures.Future) -> None:
+        try:
+            if self.focus is None:
+                raise MlplabError("lr: there is no run to change yet")
+            future.set_result(self.focus.trainer.set_lr(lr))
+        except MlplabError as e:
+            future.set_exception(e)
+        self._publish_status(self.status)
 
     def _job(self, fn, future: concurrent.futures.Future) -> None:
         try:
-            if self.trainer is None:
+            if self.focus is None:
                 raise MlplabError("the lab has no run yet; build one first")
             if future.set_running_or_notify_cancel():
-                future.set_result(fn(self.trainer))
+                future.set_result(fn(self.focus.trainer))
         except Exception as e:  # the page gets the error; the lab goes on
             if not future.done():
                 future.set_exception(e)
         finally:
             self._jobs.release()
 
-    def pause_here(self) -> None:
-        """Inside training: save, give the lock back, and wait for play, step or a restart."""
-        self._save_paused()
-        self.lock.release()  # first: a tool that sees "paused" finds the run free
-        self._publish_status("paused")
-        paused = time.perf_counter()
-        while self.wants_pause() and self._replacement is None:
-            self.take_commands(block=True)
-        self.trainer.started += time.perf_counter() - paused  # a pause is not training time
-        if self._replacement is None:
-            self._retake_lock()
-            self._publish_status("playing")
+    def _look(self, kind: str, value: Any) -> None:
+        if kind == "focus":
+            run = self._run(value)
+            self._set_focus(run)
+            self._publish_runs()
+            run.score_test()
+        else:
+            self.input = value
+        self._publish_drawing(time.perf_counter())
 
-    def _retake_lock(self) -> None:
-        """Take the lock back after a pause; if another process trained the run meanwhile,
-        open it again from its newest state."""
-        try:
-            self.lock.acquire()
-        except MlplabError as e:
-            self._replacement = ("open", self.run_dir, str(e))
-            self.trainer.interrupt("another process trains the run")
-            return
-        found = newest_state(self.run_dir / STATES)
-        if found is not None and int(found[1]["loop"]["iteration"]) != self.trainer.state.iteration:
-            self._replacement = ("open", self.run_dir, "another process trained the run")
-            self.trainer.interrupt("another process trained the run")
+    def _run(self, run_id: Any) -> LabRun:
+        for run in self.runs:
+            if run.id == run_id:
+                return run
+        raise ConfigError(f"run: no run {run_id!r} in this experiment")
 
-    def _save_paused(self) -> None:
-        """The state and the model as they are now, and the test split's confusion."""
-        trainer = self.trainer
-        checkpoints = next(c for c in trainer.callbacks if isinstance(c, StateCheckpoints))
-        if checkpoints.saved != trainer.state.iteration:
-            checkpoints.save(trainer)
-        test = self.score_test(trainer)
-        result = replace(trainer.result(), test=test) if test else trainer.result()
-        write_model(self.run_dir, result, trainer.config, trainer.data, trainer.device)
+    def _set_focus(self, run: LabRun) -> None:
+        for other in self.runs:
+            other.focused = other is run
+        self.focus = run
 
-    def score_test(self, trainer: Trainer):
-        """Metrics of the model now on the test split, published as the confusion."""
-        if trainer.test_split is None:
-            return None
-        metrics = evaluate(trainer.eval_module(), trainer.test_split, trainer.norm)
-        self.live.publish(
-            "confusion",
-            {
-                "iteration": trainer.state.iteration,
-                "matrix": metrics.confusion,
-                "accuracy": metrics.accuracy,
-            },
-        )
-        return metrics
-
-    def _train(self) -> None:
-        """Train the run until it finishes, pauses for good or is interrupted."""
-        trainer = self.trainer
-        if self.run_dir is None:
-            self.run_dir = create_run_dir(trainer.config.out, trainer.config.run_name)
-            self.lock = RunLock(self.run_dir)
-        try:
-            self.lock.acquire()
-        except MlplabError as e:
-            self.mode, self.steps_left = "pause", 0
-            self._publish_status("error", str(e))
-            return
-        self._publish_status("playing")
-        try:
-            try:
-                result = train_into(self.run_dir, trainer)
-            finally:
-                self.lock.release()  # first: a tool that sees the new status finds the run free
-        except Interrupted:
-            self.mode, self.steps_left = "pause", 0
-            self._publish_status("stopped")
-            return
-        except MlplabError as e:
-            self.mode, self.steps_left = "pause", 0
-            self._publish_status("error", str(e))
-            return
-        self.mode, self.steps_left = "pause", 0
-        accuracy = result.test.accuracy if result.test else None
-        self._publish_status("finished", "" if accuracy is None else f"test {accuracy:.2f}%")
-
-    # --- making runs ---------------------------------------------------------------------
+    # --- making and changing experiments -------------------------------------------------
 
     def _replace(self, command: tuple) -> None:
-        """build CONFIG, open RUN_DIR [WHY], extend EPOCHS: a new trainer; paused, unsaved."""
+        """experiment EXPERIMENT, build CONFIG, open RUN_DIR, reset, extend EPOCHS: new runs,
+        paused and unsaved (the old ones saved first)."""
         kind = command[0]
+        self._settle()
         self.mode, self.steps_left = "pause", 0
         self._publish_status("building")
         try:
-            if kind == "build":
-                self._build(command[1], None)
+            if kind == "experiment":
+                self._build(command[1])
+            elif kind == "build":
+                config = command[1]
+                self._build(Experiment("", "one run", fields_of(config), (Run("run 1"),)))
             elif kind == "open":
-                self._open(command[1], command[2] if len(command) > 2 else "")
+                self._open(command[1])
+            elif kind == "reset":
+                self._build(self.experiment)
             else:
                 self._extend(command[1])
         except MlplabError as e:
             self._publish_status("error", str(e))
 
-    def _dataset(self, config: TrainConfig) -> Dataset:
-        if config.dataset not in self._datasets:
-            self._datasets = {  # keep one: a dataset is 50-200 MB
-                config.dataset: load_dataset(
-                    config.dataset, data_dir=config.data_dir, cache_dir=self.cache_dir
-                )
-            }
-        return self._datasets[config.dataset]
+    def _dataset(self, name: str, data_dir: str | None) -> Dataset:
+        if name not in self._datasets:
+            self._datasets[name] = load_dataset(name, data_dir=data_dir, cache_dir=self.cache_dir)
+        return self._datasets[name]
 
-    def _build(self, config: TrainConfig, run_dir: Path | None) -> Trainer:
-        trainer = Trainer(
-            config, self._dataset(config), callbacks=[LabControl(self, self.snapshots_per_second)]
-        )
+    def _new_run(self, label: str, config: TrainConfig, run_dir: Path | None = None) -> LabRun:
+        trainer = Trainer(config, self._dataset(config.dataset, config.data_dir))
         if run_dir is not None:
             trainer.resume(run_dir)
-        self.trainer, self.run_dir = trainer, run_dir
-        self.lock = RunLock(run_dir) if run_dir else None
-        source = trainer.test_split if trainer.test_split is not None else trainer.train_split
-        self.probe = trainer.norm.apply(source.x[:PROBE])
-        self._publish_begin()
-        self.score_test(trainer)
-        LabControl(self, self.snapshots_per_second).publish_snapshot(trainer, 0.0)
-        status = "finished" if trainer.finished else "ready"
-        self._publish_status(status)
-        return trainer
+        run = LabRun(self._next_id, label, trainer, self.live, run_dir=run_dir)
+        if run_dir is not None and trainer.state.iteration:
+            run.status = "finished" if trainer.finished else "paused"
+        self._next_id += 1
+        return run
 
-    def _open(self, run_dir: Path, why: str = "") -> None:
+    def _build(self, experiment: Experiment | None) -> None:
+        if experiment is None:
+            raise MlplabError("reset: there is no experiment to build again yet")
+        configs = [
+            config.replace(name=run_name(experiment.name or "lab", run.label))
+            for config, run in zip(
+                experiment.configs(**self.lab_fields()), experiment.runs, strict=True
+            )
+        ]
+        needed = {c.dataset for c in configs}
+        self._datasets = {k: v for k, v in self._datasets.items() if k in needed}
+        runs = [self._new_run(r.label, c) for r, c in zip(experiment.runs, configs, strict=True)]
+        self._install(experiment, runs)
+
+    def _open(self, run_dir: Path) -> None:
+        """A run directory as an experiment of one run: it keeps its own config and place."""
         config = TrainConfig.from_dict(read_config(run_dir), str(run_dir / "config.json"))
-        self._build(config, run_dir)
-        if why:
-            self._publish_status(self.status, f"{why}; opened it again")
+        self._datasets = {k: v for k, v in self._datasets.items() if k == config.dataset}
+        run = self._new_run(run_dir.name, config, run_dir)
+        self._install(Experiment("", run_dir.name, fields_of(config), (Run(run_dir.name),)), [run])
+
+    def _install(self, experiment: Experiment, runs: list[LabRun]) -> None:
+        self.experiment, self.runs = experiment, runs
+        self._set_focus(runs[0])
+        self._publish_experiment()
+        self.focus.score_test()
+        self._publish_drawing(time.perf_counter())
+        self._publish_status(self._lab_status())
 
     def _extend(self, epochs: int) -> None:
-        """A finished or stopped run, made longer (where its schedule allows)."""
-        if self.run_dir is None:
-            self._build(self.trainer.config.replace(epochs=epochs, iterations=None), None)
-            return
-        self._build(resume_with(self.trainer.config, {"epochs": epochs}), self.run_dir)
+        """The focused run, made longer (where its schedule allows)."""
+        run = self.focus
+        if run is None:
+            raise MlplabError("extend: there is no run to continue yet")
+        config = run.trainer.config
+        if run.run_dir is None:
+            longer = config.replace(epochs=epochs, iterations=None)
+            new = self._new_run(run.label, longer)
+        else:
+            new = self._new_run(run.label, resume_with(config, {"epochs": epochs}), run.run_dir)
+        self.runs[self.runs.index(run)] = new
+        self._set_focus(new)
+        self._publish_runs()
+        self._publish_status(self._lab_status())
+
+    def _edit(self, command: tuple) -> None:
+        """vary SETTING VALUE: a run like the focused one but for that setting; remove ID."""
+        if self.experiment is None or self.focus is None:
+            raise MlplabError("there is no experiment to change yet")
+        runs = list(self.experiment.runs)
+        if command[0] == "vary":
+            if len(self.runs) >= MAX_RUNS:
+                raise ConfigError(f"runs: an experiment has at most {MAX_RUNS} runs")
+            index = self.runs.index(self.focus)
+            label, fields = vary(self.focus.trainer.config, command[1], command[2])
+            fields = {**runs[index].fields, **fields}
+            name = run_name(self.experiment.name or "lab", label)
+            config = self.focus.trainer.config.replace(**fields, name=name)
+            self.runs.append(self._new_run(label, config))
+            runs.append(Run(label, fields))
+        else:
+            run = self._run(command[1])
+            if len(self.runs) == 1:
+                raise ConfigError("run: the experiment's last run cannot be removed")
+            run.pause()
+            index = self.runs.index(run)
+            del self.runs[index], runs[index]
+            if run is self.focus:
+                self._set_focus(self.runs[0])
+        self.experiment = replace(self.experiment, runs=tuple(runs))
+        self._publish_runs()
+        self._publish_drawing(time.perf_counter())
+        self._publish_status(self._lab_status())
 
     # --- what the pages see --------------------------------------------------------------
 
-    def publish_evaluation(self, evaluation: Evaluation) -> None:
-        self.live.publish("eval", evaluation.record)
-        if evaluation.test is not None:
-            self.live.publish(
-                "confusion",
-                {
-                    "iteration": evaluation.iteration,
-                    "matrix": evaluation.test.confusion,
-                    "accuracy": evaluation.test.accuracy,
-                },
-            )
+    def _runs_event(self) -> dict[str, Any]:
+        experiment = self.experiment
+        return {
+            "runs": [run.describe() for run in self.runs],
+            "focus": self.focus.id if self.focus else None,
+            "link": experiment.link() if experiment else "",
+        }
 
-    def _publish_begin(self) -> None:
-        trainer = self.trainer
-        spec = trainer.config.parsed_spec
+    def _publish_experiment(self) -> None:
+        e = self.experiment
         self.live.publish(
-            "begin",
+            "experiment",
             {
-                "config": trainer.config.to_dict(),
-                "spec": describe_spec(spec),
-                "engine": trainer.engine_name,
-                "classes": trainer.data.classes,
-                "run_dir": str(self.run_dir) if self.run_dir else None,
-                "total": trainer.total,
-                "eval_every": trainer.eval_every,
-                "test_size": len(trainer.test_split) if trainer.test_split is not None else 0,
+                "name": e.name,
+                "title": e.title,
+                "summary": e.summary,
+                "look_for": e.look_for,
+                "lesson": e.lesson,
+                "axis": e.axis,
+                **self._runs_event(),
             },
         )
-        for record in trainer.state.records:  # an opened run's curves so far
-            if record.get("kind") == "eval":
-                self.live.publish("eval", record)
+        for run in self.runs:  # an opened run's curves so far
+            for record in run.trainer.state.records:
+                if record.get("kind") == "eval":
+                    self.live.publish("eval", {"run": run.id, **record})
+
+    def _publish_runs(self) -> None:
+        self.live.publish("runs", self._runs_event())
 
     def _publish_status(self, status: str, message: str = "") -> None:
         self.status, self.message = status, message
-        trainer = self.trainer
-        s = trainer.state if trainer else None
         self.live.publish(
             "status",
             {
                 "status": status,
                 "message": message,
                 "mode": self.mode,
-                "iteration": s.iteration if s else 0,
-                "total": trainer.total if trainer else 0,
-                "epoch": trainer.sampler.epoch if trainer else 0,
-                "lr": trainer.schedule(s.iteration) if trainer else None,
-                "run_dir": str(self.run_dir) if self.run_dir else None,
+                "runs": [
+                    {
+                        "id": r.id,
+                        "status": r.status,
+                        "iteration": r.trainer.state.iteration,
+                        "total": r.trainer.total,
+                        "lr": r.trainer.schedule(r.trainer.state.iteration),
+                        "message": r.message,
+                    }
+                    for r in self.runs
+                ],
+                "focus": self.focus.id if self.focus else None,
             },
         )
 
+    def _publish_drawing(self, now: float) -> None:
+        """The focused run's snapshot (tiles, histograms, norms, dead units) and its live
+        drawing for the current input."""
+        run = self.focus
+        self._last_drawing = now
+        if run is None:
+            return
+        trainer = run.trainer
+        model = trainer.engine.module()
+        n = len(model.linears())
+        grads = linear_grads(trainer.engine) if run.stepped else [None] * n
+        source = trainer.test_split if trainer.test_split is not None else trainer.train_split
+        probe = trainer.norm.apply(source.x[:PROBE])
+        data = snapshot(model, grads, probe)
+        self.live.publish("snapshot", {"run": run.id, "iteration": trainer.state.iteration, **data})
+        pixels, label = self._input_pixels(trainer)
+        x = trainer.norm.apply(pixels.reshape(1, -1))[0].to(trainer.device)
+        picture = drawing(trainer.eval_module(), x)
+        image = (pixels.reshape(-1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+        self.live.publish(
+            "network",
+            {
+                "run": run.id,
+                "iteration": trainer.state.iteration,
+                "label": label,
+                "input": list(image.tobytes()),
+                **picture,
+            },
+        )
 
-def describe_spec(spec) -> dict[str, Any]:
-    """What the page draws of a network: sizes, options and the parameter count."""
-    return {
-        "text": str(spec),
-        "sizes": list(spec.sizes),
-        "activation": spec.activation,
-        "dropout": spec.dropout,
-        "input_dropout": spec.input_dropout,
-        "batch_norm": spec.batch_norm,
-        "parameters": spec.num_parameters,
-    }
+    def _input_pixels(self, trainer: Trainer) -> tuple[torch.Tensor, int | None]:
+        """The drawing's input: (28, 28) pixels in [0, 1], and its label for a test image."""
+        given = self.input
+        if "pixels" in given:
+            return torch.as_tensor(np.asarray(given["pixels"]), dtype=torch.float32), None
+        split = trainer.test_split if trainer.test_split is not None else trainer.train_split
+        index = min(int(given.get("test_index", 0)), len(split) - 1)
+        return split.x[index].float().cpu() / 255.0, int(split.y[index])

@@ -21,9 +21,11 @@ import torch
 from mlplab.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from mlplab.data.registry import REGISTRY
 from mlplab.errors import ConfigError, MlplabError
+from mlplab.lab import experiments
 from mlplab.lab.backprop import gradient_check
 from mlplab.lab.inside import layer_values, unit_weights
-from mlplab.lab.session import LabSession, describe_spec
+from mlplab.lab.runs import describe_spec
+from mlplab.lab.session import LabSession
 from mlplab.nn.presets import PRESETS
 from mlplab.nn.spec import ACTIVATIONS, parse_spec
 from mlplab.serve.parsing import BadInput, parse_pixels
@@ -37,7 +39,10 @@ FLOATS = {
     if float in typing.get_args(hint) or hint is float
 }
 LAB_SETS = ("out", "data_dir", "threads", "device")  # the lab's own, from its command line
-NAMES = FIELDS | {"label", "layer", "unit", "pixels", "png", "test_index", "action", "spec"}
+NAMES = FIELDS | {
+    "label", "layer", "unit", "pixels", "png", "test_index", "action", "spec", "run", "setting",
+    "experiment", "link", "runs", "base", "title", "axis", "hidden", "activation", "dropout",
+}  # fmt: skip
 MAX_PNG = 4 * 1024 * 1024
 
 
@@ -83,6 +88,62 @@ def config_of(session: LabSession, doc: dict[str, Any]) -> TrainConfig:
     # messages say -1.0: the page's say the same
     fields = {k: float(v) if k in FLOATS and type(v) is int else v for k, v in doc.items()}
     return session.base_config(**fields)
+
+
+def catalog() -> list[dict[str, Any]]:
+    """The built-in experiments, for the page's menu."""
+    return [
+        {
+            "name": e.name,
+            "title": e.title,
+            "summary": e.summary,
+            "look_for": e.look_for,
+            "lesson": e.lesson,
+            "link": e.link(),
+            "runs": [r.label for r in e.runs],
+        }
+        for e in experiments.BUILTIN.values()
+    ]
+
+
+def experiment_of(doc: dict[str, Any]) -> experiments.Experiment:
+    """A request's experiment: {"experiment": NAME}, {"link": "runs=..."} or {"doc": {...}}."""
+    if "experiment" in doc:
+        name = doc["experiment"]
+        if not isinstance(name, str):
+            raise ConfigError(f"experiment: must be a name, got {name!r}")
+        return experiments.builtin(name)
+    if "link" in doc:
+        link = doc["link"]
+        if not isinstance(link, str):
+            raise ConfigError(f"link: must be text, got {link!r}")
+        return experiments.from_link(link)
+    if "doc" in doc:
+        return experiments.from_doc(doc["doc"])
+    raise BadInput(422, 'give "experiment" (a name), "link" or "doc"')
+
+
+def varied(session: LabSession, doc: dict[str, Any]) -> tuple[str, Any]:
+    """A "vary one setting" request's (setting, value), checked against the focused run."""
+    setting, value = doc.get("setting"), doc.get("value")
+    if not isinstance(setting, str):
+        raise ConfigError(f"setting: must be a setting's name, got {setting!r}")
+    trainer = session.trainer
+    if trainer is None:
+        raise MlplabError("there is no run to vary yet")
+    if setting in FLOATS and type(value) is int:
+        value = float(value)
+    experiments.vary(trainer.config, setting, value)
+    return setting, value
+
+
+def run_id(session: LabSession, doc: dict[str, Any]) -> int:
+    """The run a request names, by its id."""
+    run = doc.get("run")
+    ids = [r.id for r in session.runs]
+    if isinstance(run, bool) or run not in ids:
+        raise ConfigError(f"run: must be one of the experiment's runs {ids}, got {run!r}")
+    return run
 
 
 def positive_int(doc: dict[str, Any], name: str) -> int:

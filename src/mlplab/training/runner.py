@@ -116,6 +116,22 @@ def train_into(
     and, at the end, its model; and to the trackers config.log names (mlplab.tracking).
     `parent` and `tags` go to an MLflow run (a sweep nests its trials). Raises Interrupted
     (with .run_dir) when a signal paused it."""
+    attach_run_dir(run_dir, trainer, parent, tags)
+    result = _train(trainer, run_dir)
+    complete_run_dir(run_dir, trainer, result)
+    return result
+
+
+def attach_run_dir(
+    run_dir: Path,
+    trainer: Trainer,
+    parent: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """What a run directory gets before training: its config, and the callbacks that write
+    its metrics and states as the trainer steps (and the trackers config.log names). For a
+    loop of one's own (the lab's): attach, then begin(), step() and finish() the trainer, then
+    complete_run_dir."""
     from mlplab.tracking.trackers import make_trackers
 
     config = trainer.config
@@ -127,10 +143,12 @@ def train_into(
         MetricsLog(run_dir / METRICS),
         StateCheckpoints(run_dir / STATES, config.checkpoint_every),
     ]
-    result = _train(trainer, run_dir)
-    write_model(run_dir, result, config, trainer.data, trainer.device)
+
+
+def complete_run_dir(run_dir: Path, trainer: Trainer, result: TrainResult) -> None:
+    """A finished run's model in its run directory; then the callbacks' on_saved."""
+    write_model(run_dir, result, trainer.config, trainer.data, trainer.device)
     trainer.saved(run_dir)
-    return result
 
 
 def _train(trainer: Trainer, run_dir: Path | None) -> TrainResult:

@@ -81,6 +81,45 @@ class Interrupted(Exception):
         self.run_dir: Path | None = None  # set by run() when there is a run directory
 
 
+class Clock:
+    """A run's training time in this process: it runs from the Trainer's start (or resume)
+    but while stopped. `mlplab train` never stops it but to set up a tracker; the lab, which
+    steps several runs in turn, runs each one's clock only during that run's own steps."""
+
+    def __init__(self):
+        self._since: float | None = time.perf_counter()
+        self._total = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        now = time.perf_counter()
+        return self._total + (now - self._since if self._since is not None else 0.0)
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self._total += time.perf_counter() - self._since
+            self._since = None
+
+    def reset(self) -> None:
+        """Zero, and running (a resumed run counts its earlier time in its state)."""
+        self._total, self._since = 0.0, time.perf_counter()
+
+    @contextlib.contextmanager
+    def stopped(self):
+        """Time spent inside is not training time."""
+        running = self._since is not None
+        self.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self.start()
+
+
 def stream_seed(seed: int, stream: str) -> int:
     """A seed for one named random stream of a run, independent of the others."""
     digest = hashlib.sha256(f"mlplab:{seed}:{stream}".encode()).digest()
@@ -112,7 +151,7 @@ class Trainer:
         dist: Distributed | None = None,
         initial: MLP | None = None,
     ):
-        self.started = time.perf_counter()
+        self.clock = Clock()
         self.config, self.data, self.dist = config, data, dist
         self.engine_name = resolve_engine(config)
         check_data(config, data)
@@ -209,13 +248,23 @@ class Trainer:
         """
         threads = self.config.threads or (self.dist.threads() if self.dist else None)
         with torch_threads(threads):
-            self._call("on_train_begin")
+            self.begin()
             while not self.finished and self.interrupted is None:
                 self.step()
             if not self.finished:
-                self._call("on_interrupt")
+                self.pause()
                 raise Interrupted(self.state.iteration, self.interrupted)
             return self.finish()
+
+    def begin(self) -> None:
+        """Before the first step that this process takes: the callbacks' on_train_begin.
+        run() calls it; a loop of its own (the lab's) calls it, then step() and finish()."""
+        self._call("on_train_begin")
+
+    def pause(self) -> None:
+        """Training stops here for now: the callbacks' on_interrupt (which save the state, so
+        that the run can continue exactly)."""
+        self._call("on_interrupt")
 
     def step(self) -> None:
         """One iteration: take a batch, step, account, evaluate and end the epoch when due.
@@ -421,19 +470,14 @@ class Trainer:
             if self.dist is None:
                 self.interrupted = reason
 
-    @contextlib.contextmanager
     def clock_stopped(self):
         """Time spent inside is not training time (setting up a tracker, say)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.started += time.perf_counter() - start
+        return self.clock.stopped()
 
     @property
     def seconds(self) -> float:
         """Training time so far, across every process that worked on this run."""
-        return self.state.seconds + time.perf_counter() - self.started
+        return self.state.seconds + self.clock.elapsed
 
     def saved(self, run_dir: Path) -> None:
         """Tell the callbacks that the run directory is whole (its model written)."""
@@ -507,7 +551,7 @@ class Trainer:
             self.schedule = dataclasses.replace(self.schedule, lr=self.state.lr_changes[-1][1])
         if self.average is not None:
             self.average.load_state_dict(state["average"])
-        self.started = time.perf_counter()
+        self.clock.reset()
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name].cpu())
         saved = state["callbacks"]

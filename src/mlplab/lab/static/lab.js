@@ -1,12 +1,16 @@
-// The lab's page: wires the server's JSON and its event stream to the form, plotly's charts,
-// canvases and the layer strips. The server does the work; nothing is computed here but
-// colours and layout.
+// The lab's page: wires the server's JSON and its event stream to the experiment's charts, the
+// live network drawing, the runs table, the tabs and the build form. The server does the work;
+// nothing is computed here but colours and layout.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const lab = (window.lab = { iteration: 0, config: null, classes: [], choices: null });
+const lab = (window.lab = {
+  runs: [], byId: {}, focus: null, experiment: null, link: "", axis: "iteration",
+  curves: {}, evals: {}, speed: {}, status: null, classes: [], choices: null, input: null,
+});
 const PLOT = { displayModeBar: false, responsive: true };
-const MARGIN = { l: 50, r: 10, t: 30, b: 40 };
+const MARGIN = { l: 46, r: 8, t: 28, b: 36 };
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 let stream = null;
 let lastEventId = 0;
 
@@ -36,273 +40,19 @@ function clearErrors() {
   document.querySelectorAll(".err").forEach((e) => { e.textContent = ""; });
 }
 
-// --- the build form ----------------------------------------------------------------------
-
-const FORM = ["dataset", "optimizer", "lr", "schedule", "batch_size", "epochs", "seed"];
-const INPUT = { batch_size: "batch-size" };
-let extras = {}; // recipe fields the form has no control for (augment, ema, ...)
-
 function fill(select, values) {
   select.innerHTML = "";
   for (const v of values) select.add(new Option(v, v));
 }
 
-function hiddenWidths() {
-  return [...document.querySelectorAll("#layers input")].map((i) => Number(i.value));
-}
+// --- drawing only what is seen, at most every DRAW_EVERY ms ------------------------------
+// The browser shares the machine with training: a picture nobody sees is not drawn, and each
+// kind draws only its newest data.
 
-function addLayerRow(width) {
-  const row = document.createElement("div");
-  row.className = "layer-row";
-  const input = document.createElement("input");
-  input.type = "number"; input.min = "1"; input.step = "1"; input.value = width;
-  input.setAttribute("aria-label", "hidden layer width");
-  const remove = document.createElement("button");
-  remove.type = "button"; remove.textContent = "−"; remove.title = "remove this layer";
-  remove.addEventListener("click", () => { row.remove(); specFromControls(); });
-  input.addEventListener("input", specFromControls);
-  row.append(input, remove);
-  $("layers").append(row);
-}
-
-function composeSpec() {
-  const sizes = [784, ...hiddenWidths(), 10];
-  const opts = [];
-  if (sizes.length > 2 || $("activation").value !== "relu") opts.push($("activation").value);
-  const dropout = Number($("dropout").value);
-  if (dropout) opts.push(`dropout=${dropout}`);
-  if (extras.input_dropout) opts.push(`input_dropout=${extras.input_dropout}`);
-  if ($("batch-norm").checked) opts.push("bn");
-  return sizes.join("-") + (opts.length ? ":" + opts.join(",") : "");
-}
-
-function specFromControls() {
-  $("spec").value = composeSpec();
-  checkSpec();
-}
-
-async function checkSpec() {
-  showError("model", "");
-  try {
-    const spec = await api("/api/spec?text=" + encodeURIComponent($("spec").value));
-    drawDiagram(spec);
-    saveToUrl();
-    return spec;
-  } catch (err) {
-    showError("model", err.message);
-    return null;
-  }
-}
-
-function controlsFromSpec(spec) {
-  $("layers").innerHTML = "";
-  spec.sizes.slice(1, -1).forEach(addLayerRow);
-  $("activation").value = spec.activation;
-  $("dropout").value = spec.dropout;
-  $("batch-norm").checked = spec.batch_norm;
-  if (spec.input_dropout) extras.input_dropout = spec.input_dropout;
-}
-
-async function specTyped() {
-  const spec = await checkSpec();
-  if (spec) controlsFromSpec(spec);
-}
-
-function setForm(values) {
-  for (const name of FORM) {
-    if (values[name] !== undefined && values[name] !== null) $(INPUT[name] || name).value = values[name];
-  }
-}
-
-function formValues() {
-  const out = { model: $("spec").value.trim() };
-  for (const name of FORM) {
-    const raw = $(INPUT[name] || name).value;
-    out[name] = ["dataset", "optimizer", "schedule"].includes(name) ? raw : Number(raw);
-  }
-  return { ...extras, ...out };
-}
-
-function saveToUrl() {
-  const params = new URLSearchParams();
-  const values = formValues();
-  for (const [k, v] of Object.entries(values)) params.set(k, v);
-  if ($("start-from").value) params.set("from", $("start-from").value);
-  history.replaceState(null, "", "?" + params.toString());
-}
-
-function loadFromUrl() {
-  const params = new URLSearchParams(location.search);
-  if (!params.has("model")) return false;
-  const values = {};
-  for (const [k, v] of params) values[k] = v;
-  setForm(values);
-  extras = {};
-  for (const [k, v] of Object.entries(values)) {
-    if (!FORM.includes(k) && k !== "model" && k !== "from") extras[k] = parseValue(v);
-  }
-  if (values.from) $("start-from").value = values.from;
-  $("spec").value = values.model;
-  specTyped();
-  return true;
-}
-
-function parseValue(text) {
-  if (text === "true" || text === "false") return text === "true";
-  const n = Number(text);
-  return text !== "" && !Number.isNaN(n) ? n : text;
-}
-
-// Fields the form has no control for, which a rebuild must keep: those that differ from the
-// defaults, less the ones the lab's own command line sets.
-const KEPT_ELSEWHERE = ["model", "preset", "out", "data_dir", "threads", "device"];
-
-function formFromConfig(config) {
-  setForm(config);
-  extras = {};
-  for (const [k, v] of Object.entries(config)) {
-    if (FORM.includes(k) || KEPT_ELSEWHERE.includes(k)) continue;
-    if (JSON.stringify(v) !== JSON.stringify(lab.choices.defaults[k])) extras[k] = v;
-  }
-  showExtras("the run");
-  $("spec").value = config.model || lab.choices.presets[config.preset || "quickstart-512"].spec;
-  specTyped();
-}
-
-function showExtras(source) {
-  $("extras").textContent = Object.keys(extras).length ?
-    `Also from ${source}: ` + Object.entries(extras).map(([k, v]) => `${k}=${v}`).join(", ") : "";
-}
-
-function startFrom(name) {
-  if (!name) return;
-  const [kind, key] = name.split(":");
-  if (kind === "preset") {
-    extras = {};
-    $("spec").value = lab.choices.presets[key].spec;
-  } else {
-    const train = lab.choices.recipes[key].train;
-    extras = {};
-    for (const [k, v] of Object.entries(train)) {
-      if (FORM.includes(k)) continue;
-      if (k !== "model" && k !== "preset") extras[k] = v;
-    }
-    setForm({ ...lab.choices.defaults, ...train });
-    $("spec").value = train.model || lab.choices.presets[train.preset || "quickstart-512"].spec;
-  }
-  showExtras(key);
-  specTyped();
-}
-
-async function buildRun() {
-  clearErrors();
-  try {
-    await api("/api/build", formValues());
-  } catch (err) {
-    showError(err.field || "general", err.message);
-  }
-}
-
-async function extendRun() {
-  clearErrors();
-  try {
-    await api("/api/extend", { epochs: Number($("epochs").value) });
-  } catch (err) {
-    showError(err.field || "general", err.message);
-  }
-}
-
-// --- the diagram -------------------------------------------------------------------------
-
-function drawDiagram(spec) {
-  const svg = $("diagram");
-  const W = 560, H = 220, shown = 10;
-  const sizes = spec.sizes;
-  const xs = sizes.map((_, i) => 40 + (i * (W - 80)) / Math.max(sizes.length - 1, 1));
-  const nodes = sizes.map((n, i) => {
-    const k = Math.min(n, shown);
-    return Array.from({ length: k }, (_, j) => [xs[i], 30 + ((j + 0.5) * (H - 70)) / k]);
-  });
-  let out = "";
-  for (let i = 0; i + 1 < nodes.length; i++) {
-    for (const [x1, y1] of nodes[i]) for (const [x2, y2] of nodes[i + 1]) {
-      out += `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" class="edge"/>`;
-    }
-  }
-  nodes.forEach((col, i) => {
-    for (const [x, y] of col) out += `<circle cx="${x}" cy="${y}" r="6" class="node"/>`;
-    const label = i === 0 ? "input" : i === sizes.length - 1 ? "output" : `fc${i}`;
-    out += `<text x="${xs[i]}" y="${H - 24}" class="size">${sizes[i]}${sizes[i] > shown ? " …" : ""}</text>`;
-    out += `<text x="${xs[i]}" y="${H - 8}" class="label">${label}</text>`;
-  });
-  svg.innerHTML = out;
-  $("param-count").textContent = spec.parameters.toLocaleString("en") + " parameters";
-  $("spec-text").textContent = spec.text;
-}
-
-// --- live: state and events --------------------------------------------------------------
-
-function lossChart(curve) {
-  lossPoints = { x: [], y: [] };
-  pending.delete("loss");
-  Plotly.react("chart-loss", [{
-    x: curve.map((p) => p[0]), y: curve.map((p) => p[1]), mode: "lines", name: "training loss",
-  }], { title: { text: "training loss" }, margin: MARGIN, xaxis: { title: { text: "step" } },
-    yaxis: { type: "log" } }, PLOT);
-}
-
-function accChart(evals) {
-  const trace = (key, name) => ({
-    x: evals.filter((e) => e[key] != null).map((e) => e.iteration),
-    y: evals.filter((e) => e[key] != null).map((e) => e[key]), mode: "lines+markers", name,
-  });
-  const every = lab.evalEvery ? ` · every ${lab.evalEvery} steps` : "";
-  Plotly.react("chart-acc", [trace("test_accuracy", "test"), trace("val_accuracy", "validation")],
-    { title: { text: "accuracy (%)" + every }, margin: MARGIN, xaxis: { title: { text: "step" } },
-      legend: { orientation: "h", y: -0.3 } }, PLOT);
-}
-
-function onBegin(data) {
-  lab.config = data.config;
-  lab.classes = data.classes;
-  lab.total = data.total;
-  lab.testSize = data.test_size;
-  lab.evalEvery = data.eval_every;
-  $("total").textContent = data.total;
-  $("run-info").textContent = `${data.spec.text} on ${data.config.dataset} · ${data.engine} engine · ` +
-    (data.run_dir ? data.run_dir : "not saved until its first step");
-  fill($("grad-label"), data.classes.map((_, i) => i));
-  $("grad-label").querySelectorAll("option").forEach((o, i) => { o.textContent = data.classes[i]; });
-  fill($("hist-layer"), data.spec.sizes.slice(1).map((_, i) => `fc${i + 1}`));
-  lab.evals = [];
-  lossChart([]);
-  accChart([]);
-  if (!lab.formTouched) formFromConfig(data.config);
-}
-
-function onStatus(data) {
-  lab.status = data.status;
-  lab.iteration = data.iteration;
-  $("iteration").textContent = data.iteration;
-  $("total").textContent = data.total;
-  $("epoch").textContent = data.epoch;
-  $("status").textContent = data.status;
-  if (data.status !== "playing") $("speed").textContent = "";
-  $("message").textContent = data.message ? "· " + data.message : "";
-  if (data.lr != null && document.activeElement !== $("live-lr")) $("live-lr").value = +data.lr.toPrecision(4);
-  if (data.run_dir) $("run-info").textContent = $("run-info").textContent.replace(
-    "not saved until its first step", data.run_dir);
-  document.body.dataset.status = data.status;
-}
-
-// Drawing waits for the next frame, at most every DRAW_EVERY ms, draws only the newest of each
-// kind, and only into charts that are on screen (the rest wait until scrolled to): the
-// browser shares the machine with training, so a picture nobody sees is not drawn.
-const DRAW_EVERY = 200;
+const DRAW_EVERY = 250;
 const pending = new Map(); // kind -> [draw, the ids of the elements it draws into]
 const onScreen = new Set();
 let drawTimer = 0;
-let lossPoints = { x: [], y: [] };
 
 const watcher = new IntersectionObserver((entries) => {
   for (const e of entries) {
@@ -331,28 +81,236 @@ function drawPending() {
 }
 document.addEventListener("visibilitychange", schedule);
 
-function onMetrics(data) {
-  onMetricsText(data);
-  if (data.train_loss == null) return;
-  lossPoints.x.push(data.iteration);
-  lossPoints.y.push(data.train_loss);
-  later("loss", () => {
-    Plotly.extendTraces("chart-loss", { x: [lossPoints.x], y: [lossPoints.y] }, [0]);
-    lossPoints = { x: [], y: [] };
-  }, ["chart-loss"]);
+// --- the experiment's curves -------------------------------------------------------------
+
+function colorOf(id) {
+  const i = lab.runs.findIndex((r) => r.id === id);
+  return COLORS[(i < 0 ? 0 : i) % COLORS.length];
 }
 
-function onMetricsText(data) {
-  lab.iteration = data.iteration;
-  $("iteration").textContent = data.iteration;
-  $("epoch").textContent = data.epoch;
-  if (data.steps_per_second) $("speed").textContent = `· ${data.steps_per_second} steps/s`;
-  if (document.activeElement !== $("live-lr")) $("live-lr").value = +data.lr.toPrecision(4);
+function xOf(run, iteration) {
+  if (lab.axis !== "epoch") return iteration;
+  return (iteration * run.config.batch_size) / run.train_size;
+}
+
+function xRange() {
+  const ends = lab.runs.map((r) => xOf(r, r.total));
+  return [0, Math.max(1, ...ends)];
+}
+
+function axisTitle() {
+  return lab.axis === "epoch" ? "epoch" : "step";
+}
+
+let queued = {}; // run id -> {loss: [[x, y]...], evals: [record...]}
+
+function rebuildCharts() {
+  queued = {};
+  const loss = [], acc = [];
+  for (const run of lab.runs) {
+    const color = colorOf(run.id), curve = lab.curves[run.id] || [], evals = lab.evals[run.id] || [];
+    const test = evals.filter((e) => e.test_loss != null);
+    loss.push({ x: curve.map((p) => xOf(run, p[0])), y: curve.map((p) => p[1]), mode: "lines",
+      name: run.label, legendgroup: String(run.id), line: { color, width: 1.5 } });
+    loss.push({ x: test.map((e) => xOf(run, e.iteration)), y: test.map((e) => e.test_loss),
+      mode: "lines+markers", name: run.label + " (test)", legendgroup: String(run.id), showlegend: false,
+      line: { color, dash: "dash", width: 1.5 }, marker: { size: 4 } });
+    const scored = evals.filter((e) => e.test_accuracy != null);
+    acc.push({ x: scored.map((e) => xOf(run, e.iteration)), y: scored.map((e) => e.test_accuracy),
+      mode: "lines+markers", name: run.label, legendgroup: String(run.id),
+      line: { color, width: 2 }, marker: { size: 5 } });
+    const trained = evals.filter((e) => e.train_accuracy != null);
+    acc.push({ x: trained.map((e) => xOf(run, e.iteration)), y: trained.map((e) => e.train_accuracy),
+      mode: "lines", name: run.label + " (train)", legendgroup: String(run.id), showlegend: false,
+      line: { color, dash: "dot", width: 1 } });
+  }
+  const x = { title: { text: axisTitle() }, range: xRange() };
+  const legend = { x: 1, xanchor: "right", y: 1, bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } };
+  Plotly.react("chart-loss", loss, { title: { text: "loss: training (line), test (dashed)", font: { size: 13 } },
+    margin: MARGIN, xaxis: x, yaxis: { type: "log" }, legend, showlegend: true }, PLOT);
+  Plotly.react("chart-acc", acc, { title: { text: "accuracy %: test (line), training (dotted)", font: { size: 13 } },
+    margin: MARGIN, xaxis: x, showlegend: false }, PLOT);
+}
+
+function flushCharts() {
+  const lossX = [], lossY = [], lossIdx = [], accX = [], accY = [], accIdx = [];
+  lab.runs.forEach((run, i) => {
+    const q = queued[run.id];
+    if (!q) return;
+    if (q.loss.length) {
+      lossX.push(q.loss.map((p) => xOf(run, p[0]))); lossY.push(q.loss.map((p) => p[1])); lossIdx.push(2 * i);
+    }
+    const test = q.evals.filter((e) => e.test_loss != null);
+    if (test.length) {
+      lossX.push(test.map((e) => xOf(run, e.iteration))); lossY.push(test.map((e) => e.test_loss)); lossIdx.push(2 * i + 1);
+      accX.push(test.map((e) => xOf(run, e.iteration))); accY.push(test.map((e) => e.test_accuracy)); accIdx.push(2 * i);
+    }
+    const trained = q.evals.filter((e) => e.train_accuracy != null);
+    if (trained.length) {
+      accX.push(trained.map((e) => xOf(run, e.iteration))); accY.push(trained.map((e) => e.train_accuracy)); accIdx.push(2 * i + 1);
+    }
+  });
+  queued = {};
+  if (lossIdx.length) Plotly.extendTraces("chart-loss", { x: lossX, y: lossY }, lossIdx);
+  if (accIdx.length) Plotly.extendTraces("chart-acc", { x: accX, y: accY }, accIdx);
+}
+
+function queue(id) {
+  return (queued[id] = queued[id] || { loss: [], evals: [] });
+}
+
+// --- the runs table ----------------------------------------------------------------------
+
+function drawTable() {
+  const body = $("runs-table").querySelector("tbody");
+  body.innerHTML = "";
+  for (const run of lab.runs) {
+    const row = body.insertRow();
+    row.dataset.run = run.id;
+    if (run.id === lab.focus) row.className = "focus";
+    const evals = lab.evals[run.id] || [];
+    const last = [...evals].reverse().find((e) => e.test_accuracy != null);
+    const accuracy = last ? last.test_accuracy : run.test_accuracy;
+    const cells = [
+      `<span class="swatch" style="background:${colorOf(run.id)}"></span>`,
+      `<span class="name" title="draw this run">${escapeHtml(run.label)}</span>`,
+      run.status + (run.message ? ` <span class="hint">${escapeHtml(run.message)}</span>` : ""),
+      `${run.iteration} / ${run.total}`,
+      accuracy != null ? accuracy.toFixed(2) + "%" : "–",
+      run.spec.parameters.toLocaleString("en"),
+      lab.speed[run.id] ? lab.speed[run.id].toFixed(0) : "–",
+      lab.runs.length > 1 ? `<button type="button" class="remove" title="remove this run">×</button>` : "",
+    ];
+    cells.forEach((html, i) => {
+      const cell = row.insertCell();
+      cell.innerHTML = html;
+      if (i === 1) cell.className = "left";
+    });
+    row.querySelector(".name").addEventListener("click", () => post("/api/focus", { run: run.id }));
+    const remove = row.querySelector(".remove");
+    if (remove) remove.addEventListener("click", () => post("/api/remove", { run: run.id }));
+  }
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+}
+
+async function post(path, body, field = "general") {
+  showError(field, "");
+  try {
+    return await api(path, body);
+  } catch (err) {
+    showError(field, err.message);
+    return null;
+  }
+}
+
+// --- events ------------------------------------------------------------------------------
+
+function setRuns(data) {
+  lab.runs = data.runs;
+  lab.byId = Object.fromEntries(data.runs.map((r) => [r.id, r]));
+  lab.focus = data.focus;
+  for (const id of Object.keys(lab.curves)) if (!lab.byId[id]) delete lab.curves[id];
+  for (const id of Object.keys(lab.evals)) if (!lab.byId[id]) delete lab.evals[id];
+  if (data.link !== undefined) setLink(data.link);
+  const focus = lab.byId[lab.focus];
+  if (focus) {
+    lab.classes = focus.classes;
+    $("focus-label").textContent = `· ${focus.label} · ${focus.spec.text} on ${focus.config.dataset}`;
+    $("total").textContent = focus.total;
+    fill($("grad-label"), focus.classes.map((_, i) => i));
+    $("grad-label").querySelectorAll("option").forEach((o, i) => { o.textContent = focus.classes[i]; });
+    fill($("hist-layer"), focus.spec.sizes.slice(1).map((_, i) => `fc${i + 1}`));
+    if (!lab.formTouched) formFromConfig(focus.config);
+  }
+  rebuildCharts();
+  drawTable();
+}
+
+function setLink(link) {
+  lab.link = link;
+  if (link && location.search !== "?" + link) history.replaceState(null, "", "?" + link);
+  const name = link.startsWith("experiment=") ? link.slice("experiment=".length) : "";
+  $("experiment").value = name;
+}
+
+function onExperiment(data) {
+  lab.experiment = data;
+  lab.axis = data.axis;
+  lab.curves = {};
+  lab.evals = {};
+  lab.speed = {};
+  $("look-for").innerHTML = data.look_for ? `<strong>What to look for.</strong> ${escapeHtml(data.look_for)}` +
+    (data.lesson ? ` ${escapeHtml(lessonText(data.lesson))}` : "") : "";
+  setRuns(data);
+}
+
+function lessonText(lesson) {
+  // "tutorials/05_activations_init.ipynb#vanishing-gradients" -> lesson 5, "vanishing gradients"
+  const match = /tutorials\/0?(\d+)_[^#]*(?:#(.*))?/.exec(lesson);
+  if (!match) return "";
+  return `Taught in lesson ${match[1]} of the docs` + (match[2] ? `, “${match[2].replace(/-/g, " ")}”.` : ".");
+}
+
+function onRuns(data) {
+  setRuns(data);
+}
+
+function onStatus(data) {
+  lab.status = data.status;
+  document.body.dataset.status = data.status;
+  $("status").textContent = data.status;
+  $("message").textContent = data.message ? "· " + data.message : "";
+  for (const r of data.runs || []) {
+    const run = lab.byId[r.id];
+    if (run) Object.assign(run, { status: r.status, iteration: r.iteration, total: r.total, message: r.message });
+  }
+  const focus = lab.byId[data.focus];
+  if (focus) {
+    $("iteration").textContent = focus.iteration;
+    const lr = (data.runs || []).find((r) => r.id === data.focus);
+    if (lr && lr.lr != null && document.activeElement !== $("live-lr")) $("live-lr").value = +lr.lr.toPrecision(4);
+  }
+  if (data.status !== "playing") { lab.speed = {}; lastCount = null; $("speed").textContent = ""; }
+  later("table", drawTable, ["runs-table"]);
+}
+
+function onMetrics(data) {
+  const run = lab.byId[data.run];
+  if (!run) return;
+  run.iteration = data.iteration;
+  if (data.steps_per_second) {  // smoothed: one window may hold an evaluation, the next none
+    const before = lab.speed[data.run];
+    lab.speed[data.run] = before ? 0.8 * before + 0.2 * data.steps_per_second : data.steps_per_second;
+  }
+  if (data.run === lab.focus) $("iteration").textContent = data.iteration;
+  wallSpeed();
+  (lab.curves[data.run] = lab.curves[data.run] || []).push([data.iteration, data.train_loss]);
+  queue(data.run).loss.push([data.iteration, data.train_loss]);
+  later("charts", flushCharts, ["chart-loss", "chart-acc"]);
+  later("table", drawTable, ["runs-table"]);
+}
+
+let lastCount = null; // [time, the runs' steps summed] at the start of the speed's window
+
+function wallSpeed() {
+  // every run's steps together, per second of wall time: the whole experiment's throughput
+  const now = performance.now(), total = lab.runs.reduce((a, r) => a + r.iteration, 0);
+  if (!lastCount || total < lastCount[1]) { lastCount = [now, total]; return; }
+  if (now - lastCount[0] < 1000) return;
+  const rate = ((total - lastCount[1]) * 1000) / (now - lastCount[0]);
+  $("speed").textContent = `· ${rate.toFixed(0)} steps/s in all`;
+  lastCount = [now, total];
 }
 
 function onEval(data) {
-  lab.evals.push(data);
-  later("eval", () => accChart(lab.evals), ["chart-acc"]);
+  if (!lab.byId[data.run]) return;
+  (lab.evals[data.run] = lab.evals[data.run] || []).push(data);
+  queue(data.run).evals.push(data);
+  later("charts", flushCharts, ["chart-loss", "chart-acc"]);
+  later("table", drawTable, ["runs-table"]);
 }
 
 function onSnapshot(data) {
@@ -362,17 +320,160 @@ function onSnapshot(data) {
   later("histogram", drawHistogram, ["chart-hist"]);
 }
 
+function onNetwork(data) {
+  lab.network = data;
+  later("network", () => drawNetwork(data), ["network"]);
+}
+
+function onConfusion(data) {
+  lab.confusion = data;
+  later("confusion", () => drawConfusion(data), ["chart-confusion"]);
+}
+
+const HANDLERS = { experiment: onExperiment, runs: onRuns, status: onStatus, metrics: onMetrics,
+  eval: onEval, snapshot: onSnapshot, network: onNetwork, confusion: onConfusion };
+
+async function loadState() {
+  const state = await api("/api/state");
+  if (state.experiment) onExperiment(state.experiment);
+  if (state.runs) setRuns(state.runs);
+  lab.curves = {};
+  for (const [id, curve] of Object.entries(state.curves || {})) lab.curves[id] = curve;
+  lab.evals = {};
+  for (const [id, evals] of Object.entries(state.evals || {})) lab.evals[id] = evals;
+  rebuildCharts();
+  if (state.status) onStatus(state.status);
+  if (state.snapshot) onSnapshot(state.snapshot);
+  if (state.network) onNetwork(state.network);
+  if (state.confusion) onConfusion(state.confusion);
+  lastEventId = state.last_event_id;
+  openStream();
+}
+
+function openStream() {
+  if (stream) stream.close();
+  stream = new EventSource(`/api/events?after=${lastEventId}`);
+  for (const [kind, handle] of Object.entries(HANDLERS)) {
+    stream.addEventListener(kind, (event) => {
+      lastEventId = Number(event.lastEventId);
+      handle(JSON.parse(event.data));
+    });
+  }
+  stream.addEventListener("reset", () => { stream.close(); loadState(); });
+  stream.onopen = () => { document.body.dataset.stream = "open"; };
+}
+
+// --- the live network drawing ------------------------------------------------------------
+
+const NET = { W: 540, H: 330, top: 16, bottom: 42, left: 84, right: 440 };
+
+function shade(value, scale, positive = [200, 40, 40], negative = [36, 86, 200]) {
+  const t = Math.max(-1, Math.min(1, scale ? value / scale : 0));
+  const base = t >= 0 ? positive : negative;
+  const mix = base.map((c) => Math.round(255 - Math.abs(t) * (255 - c)));
+  return `rgb(${mix[0]},${mix[1]},${mix[2]})`;
+}
+
+function unitsY(n) {
+  const span = NET.H - NET.top - NET.bottom;
+  return Array.from({ length: n }, (_, j) => NET.top + ((j + 0.5) * span) / n);
+}
+
+function drawNetwork(net) {
+  const svg = $("network");
+  const layers = net.layers;
+  const xs = layers.map((_, i) => NET.left + 40 + (i * (NET.right - NET.left - 40)) / Math.max(layers.length - 1, 1));
+  const ys = layers.map((l) => unitsY(l.units.length));
+  let out = "";
+  // the input: the 28x28 image, joined to every drawn first-layer unit
+  const image = inputImage(net.input);
+  const imageY = NET.H / 2 - 30;
+  out += `<image href="${image}" x="8" y="${imageY}" width="60" height="60" style="image-rendering:pixelated"/>`;
+  out += `<rect x="8" y="${imageY}" width="60" height="60" fill="none" stroke="#999"/>`;
+  out += `<text x="38" y="${imageY + 76}" class="label">input${net.label != null ? ", label " + lab.classes[net.label] : ""}</text>`;
+  for (const y of ys[0]) out += `<line x1="68" y1="${NET.H / 2}" x2="${xs[0]}" y2="${y}" stroke="#dde" stroke-width="0.6"/>`;
+  layers.forEach((layer, i) => {
+    if (!layer.edges) return;
+    layer.edges.forEach((edges, j) => {
+      for (const [k, w] of edges) {
+        const t = Math.min(Math.abs(w) / layer.weight_scale, 1);
+        out += `<line x1="${xs[i - 1]}" y1="${ys[i - 1][k]}" x2="${xs[i]}" y2="${ys[i][j]}" ` +
+          `stroke="${w >= 0 ? "#c0392b" : "#2456c8"}" stroke-opacity="${(0.15 + 0.75 * t).toFixed(2)}" ` +
+          `stroke-width="${(0.4 + 2.4 * t).toFixed(2)}"/>`;
+      }
+    });
+  });
+  layers.forEach((layer, i) => {
+    const last = i === layers.length - 1;
+    const r = Math.min(9, ((NET.H - NET.top - NET.bottom) / layer.units.length) * 0.42);
+    layer.units.forEach((unit, j) => {
+      const v = layer.values[j];
+      const fill = last ? shade(v, 1, [26, 152, 80]) : shade(v, layer.scale);
+      out += `<circle class="unit" cx="${xs[i]}" cy="${ys[i][j]}" r="${r.toFixed(1)}" fill="${fill}" ` +
+        `data-layer="${i}" data-unit="${unit}" data-index="${j}"/>`;
+      if (last) {
+        const name = lab.classes[unit] != null ? lab.classes[unit] : unit;
+        const bold = unit === net.prediction ? ' font-weight="700"' : "";
+        out += `<text x="${xs[i] + 14}" y="${ys[i][j] + 4}" class="out"${bold}>${escapeHtml(name)} ${(100 * v).toFixed(0)}%</text>`;
+      }
+    });
+    const shown = layer.units.length < layer.size ? `${layer.units.length} of ${layer.size}` : `${layer.size}`;
+    out += `<text x="${xs[i]}" y="${NET.H - 24}" class="label">${last ? "output" : layer.name}</text>`;
+    out += `<text x="${xs[i]}" y="${NET.H - 10}" class="label">${last ? "softmax" : shown}</text>`;
+  });
+  svg.innerHTML = out;
+  svg.dataset.iteration = net.iteration;
+  const wide = layers.filter((l) => l.units.length < l.size);
+  const act = layers.length > 1 ? layers[0].activation : "";
+  $("network-note").textContent = `Step ${net.iteration}, ${act} units: red positive, blue negative (scaled per layer); ` +
+    `lines: each unit's ${3} strongest incoming weights, red positive, blue negative.` +
+    (wide.length ? ` Wide layers are drawn as ${wide[0].units.length} of their units, evenly spread.` : "");
+  svg.querySelectorAll(".unit").forEach((c) => c.addEventListener("mouseenter", () => hoverUnit(c)));
+}
+
+function inputImage(bytes) {
+  const c = document.createElement("canvas");
+  c.width = 28; c.height = 28;
+  grey(c, bytes, 28, 28);
+  return c.toDataURL();
+}
+
+function hoverUnit(circle) {
+  const net = lab.network;
+  if (!net) return;
+  const i = Number(circle.dataset.layer), j = Number(circle.dataset.index);
+  const layer = net.layers[i];
+  const unit = layer.units[j];
+  let text = `${layer.name} unit ${unit}: ${i === net.layers.length - 1 ? "probability" : "value"} ` +
+    `${layer.values[j].toFixed(4)}`;
+  const tile = $("hover-tile");
+  if (layer.tiles) {
+    grey(tile, decode(layer.tiles).subarray(j * 784, (j + 1) * 784), 28, 28);
+    tile.style.visibility = "visible";
+    text += " · its 784 incoming weights (light positive, dark negative)";
+  } else {
+    tile.style.visibility = "hidden";
+    const before = net.layers[i - 1];
+    text += " · strongest incoming: " + layer.edges[j].map(([k, w]) =>
+      `${before.name} unit ${before.units[k]} ${w >= 0 ? "+" : ""}${w.toFixed(3)}`).join(", ");
+  }
+  $("hover-text").textContent = text;
+  lab.hovered = { layer: i, unit };
+}
+
+// --- the weights tab ---------------------------------------------------------------------
+
 function drawNorms(data) {
   const names = data.layers.map((l) => l.name);
   Plotly.react("chart-norms", [
     { x: names, y: data.layers.map((l) => l.weight_norm), type: "bar", name: "‖W‖" },
     { x: names, y: data.layers.map((l) => l.grad_norm), type: "bar", name: "‖∇W‖", yaxis: "y2" },
-  ], { title: { text: "weight and gradient norms" }, margin: { ...MARGIN, r: 50 }, barmode: "group",
+  ], { title: { text: "weight and gradient norms", font: { size: 13 } }, margin: { ...MARGIN, r: 50 }, barmode: "group",
     yaxis2: { overlaying: "y", side: "right" }, legend: { orientation: "h", y: -0.2 } }, PLOT);
   const hidden = data.layers.filter((l) => l.dead != null);
   Plotly.react("chart-dead", [{
     x: hidden.map((l) => l.name), y: hidden.map((l) => 100 * l.dead), type: "bar",
-  }], { title: { text: hidden.length ? "dead ReLUs (%)" : "dead ReLUs: ReLU nets only" },
+  }], { title: { text: hidden.length ? "dead ReLUs (%)" : "dead ReLUs: ReLU nets only", font: { size: 13 } },
     margin: MARGIN, yaxis: { range: [0, 100] } }, PLOT);
 }
 
@@ -388,40 +489,16 @@ function drawHistogram() {
   const traces = [{ x: binCentres(layer.weights), y: layer.weights.counts, type: "bar", name: "weights" }];
   if (layer.grads) traces.push({ x: binCentres(layer.grads), y: layer.grads.counts, type: "bar",
     name: "gradients", xaxis: "x2", yaxis: "y2" });
-  Plotly.react("chart-hist", traces, { title: { text: `${layer.name}: weights and gradients` },
+  const note = layer.grads ? "" : " (gradients after the first step)";
+  Plotly.react("chart-hist", traces, { title: { text: `${layer.name}: weights and gradients${note}`, font: { size: 13 } },
     grid: { rows: 1, columns: 2, pattern: "independent" }, margin: MARGIN, showlegend: false }, PLOT);
 }
 
-function onConfusion(data) {
-  lab.confusion = data;
-  later("confusion", () => drawConfusion(data), ["chart-confusion"]);
-}
-
-function drawConfusion(data) {
-  const total = data.matrix.flat().reduce((a, b) => a + b, 0);
-  $("confusion-info").textContent = `(step ${data.iteration}: ${data.accuracy.toFixed(2)}% of ${total})`;
-  const names = lab.classes.map(String);
-  Plotly.react("chart-confusion", [{
-    z: data.matrix.map((row) => row.map((v) => (v ? Math.log10(v + 1) : 0))), x: names, y: names,
-    text: data.matrix, texttemplate: "%{text}", type: "heatmap", showscale: false,
-    colorscale: [[0, "#ffffff"], [0.35, "#c6dbef"], [1, "#08306b"]],
-    hovertemplate: "true %{y}, predicted %{x}: %{text}<extra></extra>",
-  }], { margin: { l: 70, r: 10, t: 10, b: 60 }, xaxis: { title: { text: "predicted" } },
-    yaxis: { title: { text: "true" }, autorange: "reversed" } }, PLOT);
-}
-
-function grey(canvas, bytes, width, height, scale) {
+function grey(canvas, bytes, width, height) {
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(width, height);
-  for (let i = 0; i < width * height; i++) {
-    image.data.set([bytes[i], bytes[i], bytes[i], 255], 4 * i);
-  }
-  if (!scale) { ctx.putImageData(image, 0, 0); return; }
-  const tmp = document.createElement("canvas");
-  tmp.width = width; tmp.height = height;
-  tmp.getContext("2d").putImageData(image, 0, 0);
-  ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(tmp, 0, 0, width * scale, height * scale);
+  for (let i = 0; i < width * height; i++) image.data.set([bytes[i], bytes[i], bytes[i], 255], 4 * i);
+  ctx.putImageData(image, 0, 0);
 }
 
 function decode(b64) {
@@ -445,46 +522,57 @@ function drawTiles(tiles) {
   }
 }
 
-const HANDLERS = { begin: onBegin, status: onStatus, metrics: onMetrics, eval: onEval,
-  snapshot: onSnapshot, confusion: onConfusion };
+// --- the confusion tab -------------------------------------------------------------------
 
-async function loadState() {
-  const state = await api("/api/state");
-  if (state.begin) onBegin(state.begin);
-  lossChart(state.curve);
-  lab.evals = state.evals;
-  accChart(state.evals);
-  if (state.status) onStatus(state.status);
-  if (state.metrics && state.metrics.iteration > lab.iteration) onMetricsText(state.metrics);
-  if (state.snapshot) onSnapshot(state.snapshot);
-  if (state.confusion) onConfusion(state.confusion);
-  lastEventId = state.last_event_id;
-  openStream();
+function drawConfusion(data) {
+  const total = data.matrix.flat().reduce((a, b) => a + b, 0);
+  const run = lab.byId[data.run];
+  $("confusion-info").textContent = `(${run ? run.label + ", " : ""}step ${data.iteration}: ` +
+    `${data.accuracy.toFixed(2)}% of ${total})`;
+  const names = lab.classes.map(String);
+  Plotly.react("chart-confusion", [{
+    z: data.matrix.map((row) => row.map((v) => (v ? Math.log10(v + 1) : 0))), x: names, y: names,
+    text: data.matrix, texttemplate: "%{text}", type: "heatmap", showscale: false,
+    colorscale: [[0, "#ffffff"], [0.35, "#c6dbef"], [1, "#08306b"]],
+    hovertemplate: "true %{y}, predicted %{x}: %{text}<extra></extra>",
+  }], { margin: { l: 70, r: 10, t: 10, b: 60 }, xaxis: { title: { text: "predicted" } },
+    yaxis: { title: { text: "true" }, autorange: "reversed" } }, PLOT);
 }
 
-function openStream() {
-  if (stream) stream.close();
-  stream = new EventSource(`/api/events?after=${lastEventId}`);
-  for (const [kind, handle] of Object.entries(HANDLERS)) {
-    stream.addEventListener(kind, (event) => {
-      lastEventId = Number(event.lastEventId);
-      handle(JSON.parse(event.data));
+async function showCell(truth, pred) {
+  try {
+    const cell = await api(`/api/confusion?true=${truth}&pred=${pred}`);
+    lab.cell = cell;
+    onConfusion({ ...lab.confusion, iteration: cell.iteration, matrix: cell.matrix,
+      accuracy: (100 * cell.matrix.reduce((s, row, i) => s + row[i], 0)) /
+        cell.matrix.flat().reduce((a, b) => a + b, 0) });
+    $("cell-info").textContent = `true ${lab.classes[truth]}, predicted ${lab.classes[pred]}: ` +
+      `${cell.count} test images at step ${cell.iteration}` + (cell.count > cell.indices.length ?
+      ` (the first ${cell.indices.length})` : "");
+    const box = $("cell-images");
+    box.innerHTML = "";
+    cell.indices.forEach((index, k) => {
+      const c = document.createElement("canvas");
+      c.width = 28; c.height = 28; c.title = `test image ${index}`;
+      c.dataset.index = index;
+      grey(c, decode(cell.images[k]), 28, 28);
+      c.addEventListener("click", () => pickTest(index));
+      box.append(c);
     });
+  } catch (err) {
+    showError("general", err.message);
   }
-  stream.addEventListener("reset", () => { stream.close(); loadState(); });
-  stream.onopen = () => { document.body.dataset.stream = "open"; };
 }
 
 // --- look inside -------------------------------------------------------------------------
 
 const pad = $("pad");
 const pen = pad.getContext("2d");
-let drawing = false, last = null, drawn = false;
+let penDown = false, last = null;
 
 function clearPad() {
   pen.fillStyle = "#000";
   pen.fillRect(0, 0, pad.width, pad.height);
-  drawn = false;
 }
 
 function point(event) {
@@ -494,37 +582,44 @@ function point(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
-  drawing = true; drawn = true;
+  penDown = true;
   last = point(event);
   pad.setPointerCapture(event.pointerId);
   pen.fillStyle = "#fff";
   pen.beginPath(); pen.arc(last.x, last.y, 9, 0, 2 * Math.PI); pen.fill();
 });
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (!penDown) return;
   const p = point(event);
   Object.assign(pen, { strokeStyle: "#fff", lineWidth: 18, lineCap: "round", lineJoin: "round" });
   pen.beginPath(); pen.moveTo(last.x, last.y); pen.lineTo(p.x, p.y); pen.stroke();
   last = p;
 });
 function endStroke() {
-  if (!drawing) return;
-  drawing = false;
-  lookInside({ png: pad.toDataURL("image/png") });
+  if (!penDown) return;
+  penDown = false;
+  lookAt({ png: pad.toDataURL("image/png") });
 }
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
 
-async function lookInside(input) {
+async function lookAt(input) {
   showError("inside", "");
   try {
     const result = await api("/api/inspect", input);
     lab.input = input.png ? { pixels: result.input } : input;
     lab.inspect = result;
     showInside(result);
+    await api("/api/input", lab.input); // the network drawing shows it too
   } catch (err) {
     showError("inside", err.message);
   }
+}
+
+async function pickTest(index) {
+  $("test-index").value = index;
+  clearPad();
+  await lookAt({ test_index: index });
 }
 
 function showInside(result) {
@@ -532,8 +627,9 @@ function showInside(result) {
   const best = result.prediction;
   $("input-info").textContent = `predicted ${result.classes[best]} (${(100 * result.probs[best]).toFixed(1)}%)` +
     (result.label != null ? ` · label ${result.classes[result.label]}` : "") + ` · step ${result.iteration}`;
-  Plotly.react("chart-probs", [{ x: result.classes.map(String), y: result.probs, type: "bar" }],
-    { title: { text: "softmax" }, margin: MARGIN, xaxis: { type: "category" }, yaxis: { range: [0, 1] } }, PLOT);
+  later("probs", () => Plotly.react("chart-probs", [{ x: result.classes.map(String), y: result.probs, type: "bar" }],
+    { title: { text: "softmax", font: { size: 13 } }, margin: MARGIN, xaxis: { type: "category" }, yaxis: { range: [0, 1] } }, PLOT),
+    ["chart-probs"]);
   $("grad-label").value = result.label != null ? result.label : best;
   drawStrips(result.layers);
   if (lab.unit) showUnit(lab.unit.layer, lab.unit.unit);
@@ -556,7 +652,7 @@ function drawStrips(layers) {
       const cell = document.createElement("span");
       cell.className = "cell";
       const level = Math.round(255 * (1 - Math.min(Math.abs(a) / top, 1)));
-      cell.style.background = a >= 0 ? `rgb(${level},${level},255)` : `rgb(255,${level},${level})`;
+      cell.style.background = a >= 0 ? `rgb(255,${level},${level})` : `rgb(${level},${level},255)`;
       cell.title = `${layer.name} unit ${i}: z=${layer.z[i].toFixed(4)}, a=${a.toFixed(4)}`;
       cell.addEventListener("click", () => showUnit(li + 1, i));
       strip.append(cell);
@@ -595,45 +691,12 @@ async function showUnit(layer, unit) {
   }
 }
 
-async function pickTest(index) {
-  $("test-index").value = index;
-  clearPad();
-  lookInside({ test_index: index });
-}
-
-// --- the confusion cell ------------------------------------------------------------------
-
-async function showCell(truth, pred) {
-  try {
-    const cell = await api(`/api/confusion?true=${truth}&pred=${pred}`);
-    lab.cell = cell;
-    onConfusion({ ...lab.confusion, iteration: cell.iteration, matrix: cell.matrix,
-      accuracy: (100 * cell.matrix.reduce((s, row, i) => s + row[i], 0)) /
-        cell.matrix.flat().reduce((a, b) => a + b, 0) });
-    $("cell-info").textContent = `true ${lab.classes[truth]}, predicted ${lab.classes[pred]}: ` +
-      `${cell.count} test images at step ${cell.iteration}` + (cell.count > cell.indices.length ?
-      ` (the first ${cell.indices.length})` : "");
-    const box = $("cell-images");
-    box.innerHTML = "";
-    cell.indices.forEach((index, k) => {
-      const c = document.createElement("canvas");
-      c.width = 28; c.height = 28; c.title = `test image ${index}`;
-      c.dataset.index = index;
-      grey(c, decode(cell.images[k]), 28, 28);
-      c.addEventListener("click", () => pickTest(index));
-      box.append(c);
-    });
-  } catch (err) {
-    showError("general", err.message);
-  }
-}
-
 // --- the math ----------------------------------------------------------------------------
 
 async function gradCheck() {
-  if (!lab.input) { showError("inside", "draw a digit or pick a test image first"); return; }
+  const input = lab.input || { test_index: Number($("test-index").value) };
   try {
-    const result = await api("/api/gradcheck", { ...lab.input, label: Number($("grad-label").value) });
+    const result = await api("/api/gradcheck", { ...input, label: Number($("grad-label").value) });
     lab.gradcheck = result;
     const body = $("grad-table").querySelector("tbody");
     body.innerHTML = "";
@@ -657,35 +720,197 @@ async function gradCheck() {
   }
 }
 
-// --- wiring ------------------------------------------------------------------------------
+// --- the build tab -----------------------------------------------------------------------
 
-async function control(action) {
-  try { await api("/api/control", { action }); } catch (err) { showError("general", err.message); }
+const FORM = ["dataset", "optimizer", "lr", "schedule", "batch_size", "epochs", "seed"];
+const INPUT = { batch_size: "batch-size" };
+const KEPT_ELSEWHERE = ["model", "preset", "out", "data_dir", "threads", "device", "name", "log"];
+let extras = {}; // config fields the form has no control for (augment, ema, iterations, ...)
+
+function hiddenWidths() {
+  return [...document.querySelectorAll("#layers input")].map((i) => Number(i.value));
 }
 
-async function setLr() {
-  showError("live-lr", "");
+function addLayerRow(width) {
+  const row = document.createElement("div");
+  row.className = "layer-row";
+  const input = document.createElement("input");
+  input.type = "number"; input.min = "1"; input.step = "1"; input.value = width;
+  input.setAttribute("aria-label", "hidden layer width");
+  const remove = document.createElement("button");
+  remove.type = "button"; remove.textContent = "−"; remove.title = "remove this layer";
+  remove.addEventListener("click", () => { row.remove(); specFromControls(); });
+  input.addEventListener("input", specFromControls);
+  row.append(input, remove);
+  $("layers").append(row);
+}
+
+function composeSpec() {
+  const sizes = [784, ...hiddenWidths(), 10];
+  const opts = [$("activation").value];
+  const dropout = Number($("dropout").value);
+  if (dropout) opts.push(`dropout=${dropout}`);
+  if (extras.input_dropout) opts.push(`input_dropout=${extras.input_dropout}`);
+  if ($("batch-norm").checked) opts.push("bn");
+  return sizes.join("-") + ":" + opts.join(",");
+}
+
+function specFromControls() {
+  $("spec").value = composeSpec();
+  checkSpec();
+}
+
+async function checkSpec() {
+  showError("model", "");
   try {
-    const r = await api("/api/lr", { lr: Number($("live-lr").value) });
-    $("live-lr").value = +r.lr.toPrecision(4);
+    const spec = await api("/api/spec?text=" + encodeURIComponent($("spec").value));
+    drawDiagram(spec);
+    return spec;
   } catch (err) {
-    showError("live-lr", err.message);
+    showError("model", err.message);
+    return null;
   }
 }
 
+function controlsFromSpec(spec) {
+  $("layers").innerHTML = "";
+  spec.sizes.slice(1, -1).forEach(addLayerRow);
+  $("activation").value = spec.activation;
+  $("dropout").value = spec.dropout;
+  $("batch-norm").checked = spec.batch_norm;
+  if (spec.input_dropout) extras.input_dropout = spec.input_dropout;
+}
+
+async function specTyped() {
+  const spec = await checkSpec();
+  if (spec) controlsFromSpec(spec);
+}
+
+function setForm(values) {
+  for (const name of FORM) {
+    if (values[name] !== undefined && values[name] !== null) $(INPUT[name] || name).value = values[name];
+  }
+}
+
+function formValues() {
+  const out = { model: $("spec").value.trim() };
+  for (const name of FORM) {
+    const raw = $(INPUT[name] || name).value;
+    out[name] = ["dataset", "optimizer", "schedule"].includes(name) ? raw : Number(raw);
+  }
+  const kept = { ...extras };
+  if (kept.iterations != null && "epochs" in out) delete kept.iterations; // the form's length wins
+  return { ...kept, ...out };
+}
+
+function formFromConfig(config) {
+  setForm(config);
+  extras = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (FORM.includes(k) || KEPT_ELSEWHERE.includes(k)) continue;
+    if (JSON.stringify(v) !== JSON.stringify(lab.choices.defaults[k])) extras[k] = v;
+  }
+  showExtras("the drawn run");
+  $("spec").value = config.model || lab.choices.presets[config.preset || "quickstart-512"].spec;
+  specTyped();
+}
+
+function showExtras(source) {
+  $("extras").textContent = Object.keys(extras).length ?
+    `Also from ${source}: ` + Object.entries(extras).map(([k, v]) => `${k}=${v}`).join(", ") : "";
+}
+
+function startFrom(name) {
+  if (!name) return;
+  const [kind, key] = name.split(":");
+  extras = {};
+  if (kind === "preset") {
+    $("spec").value = lab.choices.presets[key].spec;
+  } else {
+    const train = lab.choices.recipes[key].train;
+    for (const [k, v] of Object.entries(train)) {
+      if (!FORM.includes(k) && k !== "model" && k !== "preset") extras[k] = v;
+    }
+    setForm({ ...lab.choices.defaults, ...train });
+    $("spec").value = train.model || lab.choices.presets[train.preset || "quickstart-512"].spec;
+  }
+  showExtras(key);
+  specTyped();
+}
+
+function drawDiagram(spec) {
+  const svg = $("diagram");
+  const W = 560, H = 220, shown = 10;
+  const sizes = spec.sizes;
+  const xs = sizes.map((_, i) => 40 + (i * (W - 80)) / Math.max(sizes.length - 1, 1));
+  const nodes = sizes.map((n, i) => {
+    const k = Math.min(n, shown);
+    return Array.from({ length: k }, (_, j) => [xs[i], 30 + ((j + 0.5) * (H - 70)) / k]);
+  });
+  let out = "";
+  for (let i = 0; i + 1 < nodes.length; i++) {
+    for (const [x1, y1] of nodes[i]) for (const [x2, y2] of nodes[i + 1]) {
+      out += `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" class="edge"/>`;
+    }
+  }
+  nodes.forEach((col, i) => {
+    for (const [x, y] of col) out += `<circle cx="${x}" cy="${y}" r="6" class="node"/>`;
+    const label = i === 0 ? "input" : i === sizes.length - 1 ? "output" : `fc${i}`;
+    out += `<text x="${xs[i]}" y="${H - 24}" class="size">${sizes[i]}${sizes[i] > shown ? " …" : ""}</text>`;
+    out += `<text x="${xs[i]}" y="${H - 8}" class="label">${label}</text>`;
+  });
+  svg.innerHTML = out;
+  $("param-count").textContent = spec.parameters.toLocaleString("en") + " parameters";
+  $("spec-text").textContent = spec.text;
+}
+
+// --- wiring ------------------------------------------------------------------------------
+
+const VARY = ["activation", "hidden", "dropout", "lr", "optimizer", "batch_size", "init",
+  "weight_decay", "momentum", "schedule", "dataset", "train_size", "seed", "epochs", "iterations"];
+
+function parseValue(text) {
+  const t = text.trim();
+  if (t === "true" || t === "false") return t === "true";
+  const n = Number(t);
+  return t !== "" && !Number.isNaN(n) && !["hidden"].includes($("vary-setting").value) ? n : t;
+}
+
+async function addRun() {
+  const value = parseValue($("vary-value").value);
+  await post("/api/vary", { setting: $("vary-setting").value, value }, "vary");
+}
+
+function showTab(id) {
+  document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === id)));
+  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== id; });
+  for (const chart of $(id).querySelectorAll(".chart")) if (chart.data) Plotly.Plots.resize(chart);
+  schedule();
+}
+
+async function followLink(query) {
+  // The address bar is the experiment: a link that is not what the lab runs builds it.
+  if (!/^(experiment|runs)=/.test(query) || query === lab.link) return;
+  await post("/api/experiment", { link: query });
+}
+
 async function main() {
-  for (const id of ["chart-loss", "chart-acc", "tiles", "chart-norms", "chart-dead", "chart-hist",
-    "chart-confusion"]) watcher.observe($(id));
+  const arrived = location.search.slice(1); // the link this page was opened with
+  for (const id of ["network", "chart-loss", "chart-acc", "runs-table", "tiles", "chart-norms",
+    "chart-dead", "chart-hist", "chart-confusion", "chart-probs"]) watcher.observe($(id));
   lab.choices = await api("/api/choices");
+  const catalog = (await api("/api/experiments")).experiments;
+  $("experiment").add(new Option("your own runs", ""));
+  for (const e of catalog) $("experiment").add(new Option(e.title, e.name));
   fill($("dataset"), lab.choices.datasets);
   fill($("activation"), lab.choices.activations);
   fill($("optimizer"), lab.choices.optimizers);
   fill($("schedule"), lab.choices.schedules);
+  fill($("vary-setting"), VARY);
   for (const name of Object.keys(lab.choices.presets)) $("start-from").add(new Option("preset " + name, "preset:" + name));
   for (const name of Object.keys(lab.choices.recipes)) $("start-from").add(new Option("recipe " + name, "recipe:" + name));
-  lab.formTouched = loadFromUrl();
   for (const id of ["dataset", "optimizer", "lr", "schedule", "batch-size", "epochs", "seed"]) {
-    $(id).addEventListener("change", () => { lab.formTouched = true; saveToUrl(); });
+    $(id).addEventListener("change", () => { lab.formTouched = true; });
   }
   for (const id of ["activation", "dropout", "batch-norm"]) {
     $(id).addEventListener("change", () => { lab.formTouched = true; specFromControls(); });
@@ -693,21 +918,31 @@ async function main() {
   $("spec").addEventListener("change", () => { lab.formTouched = true; specTyped(); });
   $("start-from").addEventListener("change", (e) => { lab.formTouched = true; startFrom(e.target.value); });
   $("add-layer").addEventListener("click", () => { addLayerRow(128); lab.formTouched = true; specFromControls(); });
-  $("build-run").addEventListener("click", buildRun);
-  $("reset").addEventListener("click", buildRun);
-  $("extend").addEventListener("click", extendRun);
-  $("play").addEventListener("click", () => control("play"));
-  $("pause").addEventListener("click", () => control("pause"));
-  $("step").addEventListener("click", () => control("step"));
-  $("set-lr").addEventListener("click", setLr);
-  $("clear").addEventListener("click", clearPad);
-  $("random-test").addEventListener("click", () => pickTest(Math.floor(Math.random() * (lab.testSize || 1))));
+  $("build-run").addEventListener("click", () => { lab.formTouched = false; post("/api/build", formValues(), "build"); });
+  $("extend").addEventListener("click", () => post("/api/extend", { epochs: Number($("epochs").value) }, "build"));
+  $("experiment").addEventListener("change", (e) => {
+    if (e.target.value) post("/api/experiment", { experiment: e.target.value });
+  });
+  for (const action of ["play", "pause", "step", "reset"]) $(action).addEventListener("click", () => post("/api/control", { action }));
+  $("set-lr").addEventListener("click", async () => {
+    const r = await post("/api/lr", { lr: Number($("live-lr").value) }, "live-lr");
+    if (r) $("live-lr").value = +r.lr.toPrecision(4);
+  });
+  $("vary-add").addEventListener("click", addRun);
+  $("copy-link").addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(location.href));
   $("pick-test").addEventListener("click", () => pickTest(Number($("test-index").value)));
+  $("random-test").addEventListener("click", () => {
+    const focus = lab.byId[lab.focus];
+    pickTest(Math.floor(Math.random() * ((focus && focus.test_size) || 1)));
+  });
+  $("clear").addEventListener("click", clearPad);
   $("gradcheck").addEventListener("click", gradCheck);
   $("hist-layer").addEventListener("change", drawHistogram);
+  document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   clearPad();
   Plotly.newPlot("chart-confusion", [], { margin: { l: 70, r: 10, t: 10, b: 60 } }, PLOT);
   await loadState();
+  await followLink(arrived);
   $("chart-confusion").on("plotly_click", (event) => {
     const p = event.points[0];
     showCell(lab.classes.map(String).indexOf(String(p.y)), lab.classes.map(String).indexOf(String(p.x)));
