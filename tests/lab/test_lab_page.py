@@ -269,6 +269,7 @@ def test_the_link_is_the_experiment_and_gives_the_same_first_evaluation(page, la
     page.goto(url + "/" + link)
     page.wait_for_selector("body[data-ready=true]", timeout=30000)
     wait_for(lambda: [r["label"] for r in runs(url)] == LABELS, 60)
+    wait_for(lambda: len(iterations(url)) == 3, 30)  # the status of the rebuilt runs
     assert iterations(url) == [0, 0, 0]
     page.click("#play")
     wait_for(lambda: every_run_has(url, "evals", 0), 60)

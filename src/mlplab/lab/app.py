@@ -202,6 +202,14 @@ def _add_experiment_routes(app: FastAPI, session: LabSession) -> None:
         session.send("focus", run)
         return JSONResponse({"run": run}, status_code=202)
 
+    @app.post("/api/watch")
+    async def watch(request: Request):
+        doc = await read_json(request)
+        if doc.get("snapshot") is not True:
+            raise BadInput(422, "snapshot: must be true (a page that shows the weights asks)")
+        session.watch_snapshots()
+        return {"ok": True}
+
     @app.post("/api/input")
     async def input_(request: Request):
         doc = await read_json(request)

@@ -49,7 +49,7 @@ function fill(select, values) {
 // The browser shares the machine with training: a picture nobody sees is not drawn, and each
 // kind draws only its newest data.
 
-const DRAW_EVERY = 250;
+const DRAW_EVERY = 750;
 const pending = new Map(); // kind -> [draw, the ids of the elements it draws into]
 const onScreen = new Set();
 let drawTimer = 0;
@@ -161,24 +161,47 @@ function queue(id) {
 
 // --- the runs table ----------------------------------------------------------------------
 
+function tableCells(run) {
+  const evals = lab.evals[run.id] || [];
+  const last = evals.length ? evals[evals.length - 1] : null;
+  const accuracy = last && last.test_accuracy != null ? last.test_accuracy : run.test_accuracy;
+  return {
+    status: run.status + (run.message ? ` · ${run.message}` : ""),
+    step: `${run.iteration} / ${run.total}`,
+    accuracy: accuracy != null ? accuracy.toFixed(2) + "%" : "–",
+    speed: lab.speed[run.id] ? lab.speed[run.id].toFixed(0) : "–",
+  };
+}
+
 function drawTable() {
+  // the rows are made again only when the runs change; otherwise their cells are updated
   const body = $("runs-table").querySelector("tbody");
+  const shape = lab.runs.map((r) => `${r.id}${r.id === lab.focus ? "*" : ""}`).join(",");
+  if (body.dataset.shape === shape) {
+    lab.runs.forEach((run, i) => {
+      const cells = tableCells(run), row = body.rows[i];
+      row.cells[2].textContent = cells.status;
+      row.cells[3].textContent = cells.step;
+      row.cells[4].textContent = cells.accuracy;
+      row.cells[6].textContent = cells.speed;
+    });
+    return;
+  }
+  body.dataset.shape = shape;
   body.innerHTML = "";
   for (const run of lab.runs) {
     const row = body.insertRow();
     row.dataset.run = run.id;
     if (run.id === lab.focus) row.className = "focus";
-    const evals = lab.evals[run.id] || [];
-    const last = [...evals].reverse().find((e) => e.test_accuracy != null);
-    const accuracy = last ? last.test_accuracy : run.test_accuracy;
+    const now = tableCells(run);
     const cells = [
       `<span class="swatch" style="background:${colorOf(run.id)}"></span>`,
       `<span class="name" title="draw this run">${escapeHtml(run.label)}</span>`,
-      run.status + (run.message ? ` <span class="hint">${escapeHtml(run.message)}</span>` : ""),
-      `${run.iteration} / ${run.total}`,
-      accuracy != null ? accuracy.toFixed(2) + "%" : "–",
+      escapeHtml(now.status),
+      now.step,
+      now.accuracy,
       run.spec.parameters.toLocaleString("en"),
-      lab.speed[run.id] ? lab.speed[run.id].toFixed(0) : "–",
+      now.speed,
       lab.runs.length > 1 ? `<button type="button" class="remove" title="remove this run">×</button>` : "",
     ];
     cells.forEach((html, i) => {
@@ -428,7 +451,6 @@ function drawNetwork(net) {
   $("network-note").textContent = `Step ${net.iteration}, ${act} units: red positive, blue negative (scaled per layer); ` +
     `lines: each unit's ${3} strongest incoming weights, red positive, blue negative.` +
     (wide.length ? ` Wide layers are drawn as ${wide[0].units.length} of their units, evenly spread.` : "");
-  svg.querySelectorAll(".unit").forEach((c) => c.addEventListener("mouseenter", () => hoverUnit(c)));
 }
 
 function inputImage(bytes) {
@@ -881,10 +903,22 @@ async function addRun() {
   await post("/api/vary", { setting: $("vary-setting").value, value }, "vary");
 }
 
+// The details start closed: a tab opens on a click and closes on a second one. While the
+// weights tab is open the page asks the lab for snapshots (tiles, histograms, norms), which it
+// otherwise does not compute; the browser and the lab share the machine with training.
+let watching = 0;
+
 function showTab(id) {
-  document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === id)));
-  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== id; });
-  for (const chart of $(id).querySelectorAll(".chart")) if (chart.data) Plotly.Plots.resize(chart);
+  const open = $(id).hidden ? id : null;
+  document.querySelectorAll(".tabs button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === open)));
+  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== open; });
+  if (open) for (const chart of $(open).querySelectorAll(".chart")) if (chart.data) Plotly.Plots.resize(chart);
+  clearInterval(watching);
+  if (open === "tab-weights") {
+    const watch = () => api("/api/watch", { snapshot: true }).catch(() => {});
+    watch();
+    watching = setInterval(watch, 10000);
+  }
   schedule();
 }
 
@@ -937,6 +971,7 @@ async function main() {
   });
   $("clear").addEventListener("click", clearPad);
   $("gradcheck").addEventListener("click", gradCheck);
+  $("network").addEventListener("mouseover", (e) => { if (e.target.classList.contains("unit")) hoverUnit(e.target); });
   $("hist-layer").addEventListener("change", drawHistogram);
   document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   clearPad();
