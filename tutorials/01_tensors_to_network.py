@@ -472,6 +472,13 @@ assert torch.equal(fresh.fc2.weight, seq.fc2.weight.cpu())
 print("init_weights('normal:0.01') == our loop: identical weights")
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment models-a-e`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=models-a-e) draws a network like the one above for a real input while it learns, every unit coloured by its value and every line one of its strongest weights; hover a first-layer unit to see its 784 weights as a picture. This experiment trains the tutorial's models A to E side by side. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Write the classic tutorial's second network as an `nn.Module` class: 784 inputs, a

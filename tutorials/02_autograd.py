@@ -306,6 +306,13 @@ for engine in ("autograd", "fast"):
     assert largest < 1e-6
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment learning-rates`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=learning-rates) trains model C at four learning rates side by side, from too small to large, so you can watch the steps of this lesson on a real network. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Use autograd to find the slope of $f(w) = w^3 - 2w$ at $w = 2$, and check it against

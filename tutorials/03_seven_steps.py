@@ -495,6 +495,13 @@ print(f"{result.seconds:.1f} s on the {result.engine} engine; our loop took {by_
 assert result.test.accuracy > 94.5
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment learning-rates`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=learning-rates) trains model C at four learning rates side by side (and `--experiment batch-sizes` at three batch sizes, drawn against epochs), with the network drawn as it learns. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** With batches of 64, how many iterations make an epoch, and how many epochs are 3,000

@@ -333,6 +333,13 @@ for name in models:
 print(f"(mlplab's {by_mlplab['E'][2]} engine)")
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment models-a-e`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=models-a-e) trains the five models side by side, their curves on one screen as they grow (and `--experiment depth-width` compares wider and deeper networks). [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Work out the parameter counts of models A to E by hand, and check them against the

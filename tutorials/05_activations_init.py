@@ -387,9 +387,13 @@ print(f"model E after 600 iterations: init normal:0.01 {stuck:.2f}%, init kaimin
 assert stuck < 20 and learns > 90
 
 # %% [markdown]
-# The lab shows dead units live: `mlplab lab` draws the share of dead ReLUs in each layer as a
-# network trains, so you can watch the first 25 iterations of the Adam run above happen.
+# ## See it live
 #
+# The lab (`mlplab lab --experiment activations`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=activations) trains the deep sigmoid, tanh and ReLU networks side by side: the sigmoid's curve stays flat (and `--experiment initialisation` starts model E from four weight scales). Under *Weights and histograms* it draws the share of dead ReLUs in each layer as a network trains, so you can watch the first 25 iterations of the Adam run above happen. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Check with autograd that tanh's slope is $1 - \tanh^2 z$, and that

@@ -419,6 +419,13 @@ print(f"500 iterations: scratch engine {a:.2f}%, autograd engine {b:.2f}%")
 assert a > 90.0 and abs(a - b) <= 0.1
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment models-a-e`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=models-a-e) has a *Check the math* tab that writes this lesson's backward pass out for any input you draw, beside autograd's, for any of its runs. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Adding the same number to every logit of a row does not change its softmax. Check it

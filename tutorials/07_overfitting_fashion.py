@@ -396,6 +396,14 @@ assert result.test.accuracy > 85 and fashion.classes[worst] in ("Shirt", "Coat",
 # reaches 91.06% on average over 3 seeds (`mlplab train --recipe fashion`; measured
 # 2026-12-01 on a 2-core Intel Xeon VM).
 #
+# %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment overfitting`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=overfitting) trains the 1,000-image network plain, with dropout and with weight decay side by side, training and test curves on one screen (and `--experiment mnist-fashion` trains one network on both datasets). [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** Check what `nn.Dropout(0.5)` does in training mode to a tensor of ones: about half the

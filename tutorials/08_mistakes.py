@@ -310,6 +310,13 @@ print("mlplab predict:", [(t["class"], round(t["probability"], 4)) for t in answ
 assert np.allclose(answer["probabilities"], prediction.probs, atol=1e-6)
 
 # %% [markdown]
+# ## See it live
+#
+# The lab (`mlplab lab --experiment models-a-e`, or with a lab running,
+# http://127.0.0.1:8008/?experiment=models-a-e) has the confusion matrix of any of its runs (click a cell for its test images) and a *Look inside* tab where a digit you draw goes through every layer. [Experiments to try](../how-to/lab.md)
+# says what to look for in each.
+
+# %% [markdown]
 # ## Exercises
 #
 # **1.** From the confusion matrix, compute each digit's *recall* (the share of its test images

@@ -281,7 +281,7 @@ def test_the_link_is_the_experiment_and_gives_the_same_first_evaluation(page, la
 def test_other_origins_are_refused_on_every_post_route(lab):
     url = lab["url"]
     routes = ["control", "lr", "build", "extend", "experiment", "vary", "remove", "focus",
-              "input", "inspect", "gradcheck"]  # fmt: skip
+              "input", "watch", "inspect", "gradcheck"]  # fmt: skip
     for route in routes:
         for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
             code, doc = request(f"{url}/api/{route}", {"action": "play"}, headers)
@@ -459,9 +459,13 @@ def test_the_first_screen_for_the_docs(page, tmp_path):
     page.goto(page.url)  # a fresh page: the first tab, the first screen
     page.wait_for_selector("body[data-ready=true]", timeout=30000)
     page.wait_for_function("document.getElementById('chart-acc').data.some(t => t.x.length > 1)")
-    page.wait_for_timeout(600)
+    page.wait_for_selector("#network circle.unit")
+    page.click("#play")  # the experiment running, as a learner sees it
+    page.wait_for_timeout(2500)
     picture = tmp_path / "lab.png"
     page.screenshot(path=str(picture))
+    page.click("#pause")
+    paused_at(page)
     assert picture.read_bytes().startswith(b"\x89PNG")
     if os.environ.get("MLPLAB_DOCS_SCREENSHOT") == "1":  # refresh the docs' picture of the lab
         temp = SCREENSHOT.with_suffix(".png.tmp")
