@@ -206,15 +206,8 @@ class Child:
 
 def final_record(out: Path) -> dict | None:
     """The "final" line of the run's metrics.jsonl under `out`, once it is there."""
-    for path in out.glob("*/metrics.jsonl"):
-        try:
-            lines = path.read_text().strip().splitlines()
-            last = json.loads(lines[-1]) if lines else None
-        except (OSError, json.JSONDecodeError):
-            continue
-        if last and last.get("kind") == "final":
-            return last
-    return None
+    found = finals(out)
+    return found[0] if found else None
 
 
 def wait_for(what: str, check: Callable, deadline: float, child: Child, every: float = 0.1):
@@ -473,13 +466,7 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
         opened.append(probe.stop)
         health = None
         if mode == "page":
-            browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
-            opened.append(browser.close)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda e: result.page_errors.append(str(e)))
-            page.goto(url, timeout=60_000)
-            page.wait_for_selector("body[data-ready=true]", timeout=60_000)
-            page.click("#play")
+            open_and_play(pw, url, result, opened)
             health = Healthz(port, args.healthz_every)
             opened.append(health.stop)
         else:
@@ -533,6 +520,18 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
             said = "; ".join(dict.fromkeys(errors))
             result.notes.append(f"the lab logged {len(errors)} error line(s): {said}")
     return result
+
+
+def open_and_play(pw, url: str, result: Result, opened: list) -> None:
+    """The lab's page in chromium at 1440x900, once ready, and its Play button clicked; the
+    browser's close goes on `opened`, the page's JavaScript errors on the result."""
+    browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+    opened.append(browser.close)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.on("pageerror", lambda e: result.page_errors.append(str(e)))
+    page.goto(url, timeout=60_000)
+    page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    page.click("#play")
 
 
 def raised(log: str) -> list[str]:
@@ -648,13 +647,7 @@ def run_experiment(args: argparse.Namespace, tmp: Path, index: int, pw) -> Resul
         port = int(url.rsplit(":", 1)[1].strip("/"))
         probe = Probe(child.proc.pid, args.rss_every)
         opened.append(probe.stop)
-        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
-        opened.append(browser.close)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.on("pageerror", lambda e: result.page_errors.append(str(e)))
-        page.goto(url, timeout=60_000)
-        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
-        page.click("#play")
+        open_and_play(pw, url, result, opened)
         played = time.perf_counter()
         health = Healthz(port, args.healthz_every)
         opened.append(health.stop)
