@@ -855,7 +855,8 @@ def report(args, results: list[Result], failure: str | None, facts: dict) -> tup
         m: statistics.median([r.steps_per_second for r in rs]) if rs else None
         for m, rs in by.items()
     }
-    iterations = sorted({r.iterations for r in results}) or [args.iterations or DEFAULT_ITERATIONS]
+    single = [r for r in results if r.mode not in ("sequence", "experiment")]
+    iterations = sorted({r.iterations for r in single}) or [args.iterations or DEFAULT_ITERATIONS]
     full = "" if args.iterations else ", the full job"
     smoke = " Smoke run: meaningless numbers." if args.smoke else ""
     verdicts = judge(args, by, med)

@@ -24,7 +24,7 @@ from mlplab.training.runner import attach_run_dir, complete_run_dir, write_model
 from mlplab.training.state import Mark
 from mlplab.training.trainer import Trainer
 
-METRICS_EVERY = 0.2  # seconds between a run's metrics events while it trains
+METRICS_EVERY = 0.5  # seconds between a run's metrics events while it trains (the page draws every 0.75 s)
 
 
 class Publish(Callback):

@@ -345,6 +345,7 @@ function onSnapshot(data) {
 
 function onNetwork(data) {
   lab.network = data;
+  if (data.label != null && !lab.labelTouched) $("grad-label").value = data.label; // the math's label
   later("network", () => drawNetwork(data), ["network"]);
 }
 
@@ -488,8 +489,8 @@ function hoverUnit(circle) {
 function drawNorms(data) {
   const names = data.layers.map((l) => l.name);
   Plotly.react("chart-norms", [
-    { x: names, y: data.layers.map((l) => l.weight_norm), type: "bar", name: "‖W‖" },
-    { x: names, y: data.layers.map((l) => l.grad_norm), type: "bar", name: "‖∇W‖", yaxis: "y2" },
+    { x: names, y: data.layers.map((l) => l.weight_norm), type: "bar", name: "‖W‖", offsetgroup: "w" },
+    { x: names, y: data.layers.map((l) => l.grad_norm), type: "bar", name: "‖∇W‖", yaxis: "y2", offsetgroup: "g" },
   ], { title: { text: "weight and gradient norms", font: { size: 13 } }, margin: { ...MARGIN, r: 50 }, barmode: "group",
     yaxis2: { overlaying: "y", side: "right" }, legend: { orientation: "h", y: -0.2 } }, PLOT);
   const hidden = data.layers.filter((l) => l.dead != null);
@@ -971,6 +972,7 @@ async function main() {
   });
   $("clear").addEventListener("click", clearPad);
   $("gradcheck").addEventListener("click", gradCheck);
+  $("grad-label").addEventListener("change", () => { lab.labelTouched = true; });
   $("network").addEventListener("mouseover", (e) => { if (e.target.classList.contains("unit")) hoverUnit(e.target); });
   $("hist-layer").addEventListener("change", drawHistogram);
   document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
