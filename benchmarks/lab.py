@@ -461,23 +461,9 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
     try:
         found = wait_for("its address", lambda: READY.search(child.output()), deadline, child)
         url = found.group(1)
-        port = int(url.rsplit(":", 1)[1].strip("/"))
         probe = Probe(child.proc.pid, args.rss_every)
         opened.append(probe.stop)
-        health = None
-        if mode == "page":
-            open_and_play(pw, url, result, opened)
-            health = Healthz(port, args.healthz_every)
-            opened.append(health.stop)
-        else:
-            if mode == "bare":
-                reader = SseReader(port)
-                opened.append(reader.stop)
-            else:
-                opened.append(vanished_browser(port).close)
-            reply = post_json(url + "api/control", {"action": "play"})
-            if not reply.get("ok"):
-                raise RuntimeError(f"POST /api/control play: {reply}")
+        health, reader = start_playing(args, mode, pw, url, result, opened)
         played = time.perf_counter()
         probe.sample()
         browser_before = browser_cpu() if mode == "page" else 0.0
@@ -491,35 +477,67 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
         if health is not None:
             health.stop()
             result.healthz_ms, result.healthz_errors = health.ms, health.errors
-        status = wait_for(
-            "status finished in /api/state",
-            lambda: _finished(url),
-            min(deadline, time.monotonic() + 60),
-            child,
-            every=0.2,
-        )
-        result.iterations, result.seconds = int(final["iteration"]), float(final["seconds"])
-        if status["iteration"] != result.iterations:
-            result.notes.append(
-                f"/api/state says iteration {status['iteration']}, the final line "
-                f"{result.iterations}"
-            )
-        if mode == "bare":
+        check_finished(url, final, result, min(deadline, time.monotonic() + 60), child)
+        if reader is not None:
             result.events = reader.events
     finally:
-        for close in reversed(opened):
-            try:
-                close()
-            except Exception as e:  # cleanup goes on; the run has its result or its error
-                result.notes.append(f"closing: {type(e).__name__}: {e}")
+        close_all(opened, result)
         result.rss = probe.rss_since(played) if probe else []
-        code = child.stop()
-        result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
-        errors = raised(child.output())
-        if errors:
-            said = "; ".join(dict.fromkeys(errors))
-            result.notes.append(f"the lab logged {len(errors)} error line(s): {said}")
+        stop_lab(child, result)
     return result
+
+
+def start_playing(args, mode: str, pw, url: str, result: Result, opened: list):
+    """Press Play the way `mode` says: from the page in chromium (health probes alongside), or
+    by POST with an event reader (bare) or a reader that never reads (vanished) connected.
+    Returns the health probe and the event reader, each None where the mode has none."""
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    if mode == "page":
+        open_and_play(pw, url, result, opened)
+        health = Healthz(port, args.healthz_every)
+        opened.append(health.stop)
+        return health, None
+    reader = None
+    if mode == "bare":
+        reader = SseReader(port)
+        opened.append(reader.stop)
+    else:
+        opened.append(vanished_browser(port).close)
+    reply = post_json(url + "api/control", {"action": "play"})
+    if not reply.get("ok"):
+        raise RuntimeError(f"POST /api/control play: {reply}")
+    return None, reader
+
+
+def check_finished(url: str, final: dict, result: Result, deadline: float, child) -> None:
+    """The lab says it finished, at the final line's iteration; a disagreement is a note."""
+    status = wait_for(
+        "status finished in /api/state", lambda: _finished(url), deadline, child, every=0.2
+    )
+    result.iterations, result.seconds = int(final["iteration"]), float(final["seconds"])
+    if status["iteration"] != result.iterations:
+        result.notes.append(
+            f"/api/state says iteration {status['iteration']}, the final line {result.iterations}"
+        )
+
+
+def close_all(opened: list, result: Result) -> None:
+    """Close what a run opened, newest first; a failure is a note, and the rest still close."""
+    for close in reversed(opened):
+        try:
+            close()
+        except Exception as e:  # cleanup goes on; the run has its result or its error
+            result.notes.append(f"closing: {type(e).__name__}: {e}")
+
+
+def stop_lab(child, result: Result) -> None:
+    """End the lab; its exit and any error lines it logged go on the result."""
+    code = child.stop()
+    result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
+    errors = raised(child.output())
+    if errors:
+        said = "; ".join(dict.fromkeys(errors))
+        result.notes.append(f"the lab logged {len(errors)} error line(s): {said}")
 
 
 def open_and_play(pw, url: str, result: Result, opened: list) -> None:

@@ -114,7 +114,9 @@ assert w.grad.item() == -18
 # Why add? Because it lets you split work. The gradient of a sum is the sum of the gradients,
 # so a batch too big for memory can go through in pieces, each piece's `backward()` adding its
 # share. Here a batch of 64 images through a small network, whole and in two halves: the same
-# gradient, up to float rounding.
+# gradient, up to float rounding. The loss is `F.cross_entropy`, a classifier's usual loss: one
+# number per batch that is small when the network gives the right class a high score (lesson 6
+# takes it apart).
 
 # %% tags=["plain"]
 torch.manual_seed(0)

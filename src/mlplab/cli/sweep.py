@@ -18,7 +18,19 @@ SWEEP_ONLY = ("trials", "timeout", "workers", "sampler", "pruner", "seed", "fina
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser(
+    p = _sweep_parser(sub)
+    p.add_argument("space", metavar="SPACE.toml", help="the space file, or `show`")
+    p.add_argument("target", nargs="?", metavar="STUDY_DIR", help="with show: the sweep folder")
+    _add_search_options(p)
+    _add_output_options(p)
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
+    p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)  # set for children
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_sweep)
+
+
+def _sweep_parser(sub):
+    return sub.add_parser(
         "sweep",
         help="search hyperparameters on Optuna, or show a study",
         usage="mlplab sweep SPACE.toml [--trials N] [--timeout SECONDS] [--workers K]\n"
@@ -32,8 +44,10 @@ def add_parsers(sub) -> None:
         "study.db unless --storage names a PostgreSQL server, which workers on other machines "
         "can share by running the same command.",
     )
-    p.add_argument("space", metavar="SPACE.toml", help="the space file, or `show`")
-    p.add_argument("target", nargs="?", metavar="STUDY_DIR", help="with show: the sweep folder")
+
+
+def _add_search_options(p) -> None:
+    """How many trials, where they run, and how they are chosen and stopped."""
     p.add_argument(
         "--trials",
         type=int,
@@ -58,8 +72,12 @@ def add_parsers(sub) -> None:
         "(default: SWEEP_DIR/study.db)",
     )
     p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
-    p.add_argument("--out", default="runs", help="parent folder of SWEEP_DIR (default: runs)")
     p.add_argument("--seed", type=int, help="the sampler's seed (worker i of K adds i)")
+
+
+def _add_output_options(p) -> None:
+    """Where the sweep writes, what it prints, and what it does when done."""
+    p.add_argument("--out", default="runs", help="parent folder of SWEEP_DIR (default: runs)")
     p.add_argument(
         "--final",
         action="store_true",
@@ -76,10 +94,6 @@ def add_parsers(sub) -> None:
         help="track each trial as `mlplab train --log` does; with mlflow[=TRACKING_URI], "
         "each trial is a run nested under one run for the study (repeatable)",
     )
-    p.add_argument("--data-dir", help=DATA_DIR_HELP)
-    p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)  # set for children
-    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
