@@ -23,7 +23,7 @@ def run(params: dict, emit) -> None:
     data = stage("load MNIST (IDX -> uint8 tensors)", lambda: mlplab.load_dataset(download=False))
     stage(
         "dataset mean/std computed (mlplab uses the published values instead)",
-        lambda: __import__("mlplab.data.normalization", fromlist=["value_stats"]).value_stats(
+        lambda: __import__("mlplab.nn.normalization", fromlist=["value_stats"]).value_stats(
             data.train.x
         ),
     )

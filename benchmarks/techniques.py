@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from benchmarks.trainer import load_mnist
 from benchmarks.tutorial import ToTensorMNIST
 from mlplab.config import TrainConfig
-from mlplab.data.normalization import Normalization
 from mlplab.data.sampler import BatchSampler
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import Normalization
 from mlplab.training import optim
 from mlplab.training.engines import AutogradEngine, FastEngine
 

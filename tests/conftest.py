@@ -88,7 +88,7 @@ def mnist():
 def trained_run(mnist, tmp_path_factory):
     """A run directory of preset c trained briefly on real MNIST (about 96% test accuracy)."""
     from mlplab.config import TrainConfig
-    from mlplab.training.runner import run
+    from mlplab.runner import run
 
     config = TrainConfig(
         preset="c",

@@ -15,21 +15,17 @@ import mlplab
 
 SRC = Path(mlplab.__file__).parent
 
-# Lower layers never import higher ones. Within a layer, modules may import each other
-# (without cycles). The root package (mlplab/__init__) only names things lazily.
-LAYERS = (
-    # tracking.targets parses `log`, which the config checks; tracking's callbacks sit with
-    # the training loop that calls them
-    ("mlplab.errors", "mlplab.io.atomic", "mlplab.io.safetensors", "mlplab.io"),
-    ("mlplab.tracking.targets",),
-    ("mlplab.data", "mlplab.nn"),
-    ("mlplab.io.checkpoint", "mlplab.io.rundir"),
-    ("mlplab.config",),
-    ("mlplab.training", "mlplab.tracking"),
-    ("mlplab.use", "mlplab.viz", "mlplab.experiments", "mlplab.sklearn"),
-    ("mlplab.serve", "mlplab.lab"),
-    ("mlplab.cli", "mlplab.__main__"),
-)
+
+def _layers_from_docstring() -> tuple[tuple[str, ...], ...]:
+    """The layer list in mlplab's docstring, lowest first: the one statement of the order."""
+    lines = mlplab.__doc__.split("The package in layers")[1].splitlines()[1:]
+    rows = [line[4:].split("  ")[0] for line in lines if line.startswith("    ") and line[4] != " "]
+    names = [tuple(n.strip() for n in row.split(",")) for row in rows]
+    full = [tuple("mlplab" if n == "mlplab" else f"mlplab.{n}" for n in row) for row in names]
+    return tuple(full[::-1])
+
+
+LAYERS = _layers_from_docstring()
 
 
 def _module_name(path: Path) -> str:
@@ -75,28 +71,30 @@ GRAPH = {m: _imports(m) for m in MODULES}
 
 
 def _layer(module: str) -> int | None:
-    """The layer of the longest prefix that names the module (mlplab.io.checkpoint is not
-    mlplab.io's)."""
-    matches = [
-        (len(p), i)
-        for i, prefixes in enumerate(LAYERS)
-        for p in prefixes
-        if module == p or module.startswith(p + ".")
-    ]
-    return max(matches)[1] if matches else None
+    """The layer that names the module or its package."""
+    for i, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or (name != "mlplab" and module.startswith(name + ".")):
+                return i
+    return None
+
+
+def test_the_docstring_names_every_layer_once():
+    names = [n for row in LAYERS for n in row]
+    assert LAYERS[0] == ("mlplab.errors", "mlplab.version")
+    assert LAYERS[-1] == ("mlplab",)
+    tops = {".".join(m.split(".")[:2]) for m in MODULES}  # mlplab and its packages, modules
+    assert len(names) == len(set(names))
+    assert set(names) == tops
 
 
 def test_every_module_has_a_layer():
-    assert [m for m in MODULES if m != "mlplab" and _layer(m) is None] == []
+    assert [m for m in MODULES if _layer(m) is None] == []
 
 
-@pytest.mark.parametrize("module", [m for m in MODULES if m != "mlplab"])
+@pytest.mark.parametrize("module", list(MODULES))
 def test_imports_point_down_only(module):
-    upward = [
-        dep
-        for dep in GRAPH[module]
-        if dep != "mlplab" and _layer(dep) > _layer(module)  # the root only for __version__
-    ]
+    upward = [dep for dep in GRAPH[module] if _layer(dep) > _layer(module)]
     assert upward == [], f"{module} imports higher layers: {upward}"
 
 
@@ -131,20 +129,27 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+ROOT = SRC.parent.parent
+SOURCES = sorted(SRC.rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
+SOURCES += sorted((ROOT / "tools").rglob("*.py"))
+
+
 def _functions():
-    for module, path in MODULES.items():
+    for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                yield module, node.name, node.end_lineno - node.lineno + 1
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                yield where, node.name, node.end_lineno - node.lineno + 1
 
 
-def test_no_function_runs_past_80_lines():
-    long = [(m, f, n) for m, f, n in _functions() if n > 80]
-    assert long == []
+def test_the_size_rule_sees_src_benchmarks_and_tools():
+    tops = {path.relative_to(ROOT).parts[0] for path in SOURCES}
+    assert tops == {"src", "benchmarks", "tools"}
+    assert len(SOURCES) > 100
 
 
-def test_training_functions_stay_under_60_lines():
-    long = [(m, f, n) for m, f, n in _functions() if m.startswith("mlplab.training") and n > 60]
+def test_no_function_runs_past_60_lines():
+    long = [(where, f, n) for where, f, n in _functions() if n > 60]
     assert long == []
 
 

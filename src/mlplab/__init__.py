@@ -3,25 +3,31 @@
 The names below load on first use, so `from mlplab.use.predict import predict` can run an
 exported ONNX model without importing torch.
 
-The package, by subsystem (arrows point down only):
-    config, errors   the training config; the one exception family
-    data/            IDX files, the registry and sources, datasets, the sampler, augmentation
-    nn/              model specs, presets, init; the tensors-only scratch network
-    io/              atomic writes, safetensors, checkpoints, run directories
-    training/        the Trainer, its state and callbacks, engines, optimizers, evaluation
-    use/             predict, export
-    viz/             plots, the HTML report
-    experiments/     reproduce the tutorials
-    sklearn/         MLPClassifier, the scikit-learn estimator
-    serve/           the web app
-    cli/             the mlplab command
+The package in layers, highest first. A module imports only from its own layer (without
+cycles) and the layers below it; tests/test_layout.py reads this list and checks every import.
+    mlplab                          this file: names the public API, loading it lazily
+    cli, __main__                   the mlplab command
+    serve, lab                      the web apps: the model server, the live lab
+    use, viz, experiments, sklearn  predict and export; plots and the report; the tutorials
+                                    reproduced and the sweeps; the scikit-learn estimator
+    runner                          one run: its directory, trackers, DDP, resume from disk
+    tracking                        TensorBoard and MLflow, as Trainer callbacks
+    training                        the Trainer, its state, callbacks, engines, optimizers,
+                                    evaluation, resume's rules
+    config                          the frozen training config; where `--log` writes
+    data                            IDX files, the registry and sources, datasets, the
+                                    sampler, augmentation
+    io                              atomic writes, safetensors, checkpoints, run directories
+    nn                              model specs, presets, init, input normalisation; the
+                                    tensors-only scratch network
+    errors, version                 the one exception family; the version
 """
 
 from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from mlplab.version import __version__ as __version__
 
 _EXPORTS = {
     "Checkpoint": "io.checkpoint",
@@ -31,7 +37,7 @@ _EXPORTS = {
     "Dataset": "data.dataset",
     "Split": "data.dataset",
     "load_dataset": "data.dataset",
-    "Normalization": "data.normalization",
+    "Normalization": "nn.normalization",
     "BatchSampler": "data.sampler",
     "MlplabError": "errors",
     "Metrics": "training.evaluate",
@@ -51,7 +57,7 @@ _EXPORTS = {
     "TrainResult": "training.trainer",
     "train": "training.trainer",
     "pick_device": "training.device",
-    "run": "training.runner",
+    "run": "runner",
     "MLPClassifier": "sklearn",  # imports scikit-learn, so only when asked for
 }
 __all__ = sorted(_EXPORTS)

@@ -223,8 +223,8 @@ def three_runs(tmp_path_factory, mnist):
 
     from conftest import head
     from mlplab.config import TrainConfig
+    from mlplab.runner import run
     from mlplab.training.callbacks import Callback
-    from mlplab.training.runner import run
     from mlplab.training.trainer import Interrupted
 
     class InterruptAt(Callback):

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from mlplab.config import TrainConfig
 from mlplab.data.augment import _elastic_displacement, augment
-from mlplab.data.normalization import Normalization
 from mlplab.errors import ConfigError
+from mlplab.nn.normalization import Normalization
 from mlplab.training.trainer import train
 
 NORM = Normalization(0.1307, 0.3081)

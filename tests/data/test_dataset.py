@@ -11,10 +11,10 @@ import torch
 import mlplab.data.registry
 from mlplab.data.dataset import Dataset, Split, load_dataset, stratified_split
 from mlplab.data.idx import encode_idx, md5, write_idx
-from mlplab.data.normalization import TUTORIAL_NORM, Normalization
-from mlplab.data.normalization import value_stats as pixel_stats
 from mlplab.data.registry import FILE_NAMES, ROLES, DatasetInfo, FileInfo
 from mlplab.errors import DataError
+from mlplab.nn.normalization import TUTORIAL_NORM, Normalization
+from mlplab.nn.normalization import value_stats as pixel_stats
 
 # --- normalisation ------------------------------------------------------------------------
 

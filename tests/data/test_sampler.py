@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mlplab.data.dataset import Split
-from mlplab.data.normalization import Normalization
 from mlplab.data.sampler import BatchSampler
 from mlplab.errors import ConfigError, DataError
+from mlplab.nn.normalization import Normalization
 
 IDENTITY = Normalization(0.0, 1.0)
 

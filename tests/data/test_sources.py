@@ -926,7 +926,7 @@ def test_a_failing_npm_is_listed_after_the_mirrors(dirs, down_url, tmp_path, mon
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
 def test_published_pixel_stats_are_those_of_the_real_training_images(name, mnist):
     from mlplab.data.dataset import load_dataset
-    from mlplab.data.normalization import value_stats
+    from mlplab.nn.normalization import value_stats
 
     data = mnist if name == "mnist" else load_dataset(name, download=False)
     assert get_info(name).pixel_stats == pytest.approx(value_stats(data.train.x), rel=1e-12)

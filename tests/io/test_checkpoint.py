@@ -12,11 +12,11 @@ import safetensors
 import safetensors.torch
 import torch
 
-from mlplab.data.normalization import Normalization
 from mlplab.errors import CheckpointError
 from mlplab.io.checkpoint import FORMAT, WEIGHTS, load_checkpoint, model_info, save_checkpoint
 from mlplab.io.safetensors import decode_safetensors, encode_safetensors
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import Normalization
 
 SPEC = "784-64-32-10:relu,dropout=0.3,bn"
 NORM = Normalization(0.1306604762738429, 0.3081078038564627)

@@ -28,7 +28,6 @@ from conftest import head
 from mlplab import cli
 from mlplab.config import TrainConfig
 from mlplab.data.idx import encode_idx, md5
-from mlplab.data.normalization import Normalization
 from mlplab.data.registry import FILE_NAMES, REGISTRY, ROLES, DatasetInfo, FileInfo
 from mlplab.data.sources import locate
 from mlplab.errors import CheckpointError, DataError
@@ -37,7 +36,8 @@ from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.io.rundir import read_config, read_metrics
 from mlplab.io.states import list_states, load_state, save_state
 from mlplab.nn.model import build_model
-from mlplab.training.runner import run
+from mlplab.nn.normalization import Normalization
+from mlplab.runner import run
 from mlplab.use.export import export
 from mlplab.viz import plots
 from mlplab.viz.report import write_report

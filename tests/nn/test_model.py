@@ -107,8 +107,8 @@ def test_input_dropout_comes_first_and_leaves_the_parameter_names_alone():
 
 
 def test_a_checkpoint_of_an_input_dropout_model_round_trips(tmp_path):
-    from mlplab.data.normalization import make_normalization
     from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
+    from mlplab.nn.normalization import make_normalization
 
     model = build_model("784-32-10:relu,input_dropout=0.2")
     norm = make_normalization("tutorial", torch.zeros(2, 784), None)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlplab.data.normalization import Normalization
 from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import Normalization
 from mlplab.use.export import OnnxModel, export
 from mlplab.use.predict import load_predictor
 from property.strategies import damaged, examples, json_any

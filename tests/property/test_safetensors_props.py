@@ -13,11 +13,11 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mlplab.data.normalization import Normalization
 from mlplab.errors import CheckpointError
 from mlplab.io.checkpoint import load_checkpoint, model_info, save_checkpoint
 from mlplab.io.safetensors import _DTYPES, decode_safetensors, encode_safetensors
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import Normalization
 from property.strategies import JSON_ANY, examples
 
 NAME = "model.safetensors"

@@ -16,9 +16,9 @@ from conftest import head
 from mlplab.config import TrainConfig
 from mlplab.io.rundir import read_metrics
 from mlplab.io.states import newest_state
+from mlplab.runner import run
 from mlplab.tracking.scalars import hparam_values
 from mlplab.tracking.tensorboard_log import first_layer_image
-from mlplab.training.runner import run
 
 
 @pytest.fixture(scope="module")

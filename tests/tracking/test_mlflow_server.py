@@ -17,8 +17,8 @@ from conftest import head
 from mlplab.config import TrainConfig
 from mlplab.errors import MlplabWarning
 from mlplab.io.rundir import read_metrics
+from mlplab.runner import run
 from mlplab.training.callbacks import Callback
-from mlplab.training.runner import run
 
 ARGS = ["--model", "784-32-10:relu", "--iterations", "40", "--eval-every", "20"]
 ARGS += ["--batch-size", "64", "--threads", "1", "--quiet"]

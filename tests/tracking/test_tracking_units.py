@@ -16,10 +16,10 @@ import torch
 from tracking_helpers import raw_events, read_tb
 
 from mlplab.config import TrainConfig
+from mlplab.config.targets import LogTarget, parse_logs, redact
 from mlplab.errors import ConfigError, MlplabError, MlplabWarning
 from mlplab.tracking.mlflow_log import Sender
 from mlplab.tracking.scalars import StepLoss
-from mlplab.tracking.targets import LogTarget, parse_logs, redact
 from mlplab.tracking.tensorboard_log import (
     TensorBoardLog,
     add_histogram,

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from mlplab.config import TrainConfig
 from mlplab.data.dataset import Split
-from mlplab.data.normalization import Normalization
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import Normalization
 from mlplab.training.evaluate import Metrics, evaluate, predict_logits
 from mlplab.training.trainer import train
 

@@ -18,8 +18,8 @@ from mlplab.errors import CheckpointError, ConfigError, MlplabError, MlplabWarni
 from mlplab.io import atomic
 from mlplab.io.rundir import describe_run, locked, read_metrics
 from mlplab.io.states import list_states, load_state
+from mlplab.runner import run
 from mlplab.training.callbacks import Callback
-from mlplab.training.runner import run
 from mlplab.training.trainer import Interrupted
 from mlplab.training.trainer import train as train_in_memory
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from conftest import head
 from mlplab.config import TrainConfig, read_toml
 from mlplab.data.dataset import Dataset, stratified_split
-from mlplab.data.normalization import make_normalization
 from mlplab.errors import ConfigError
 from mlplab.nn.init import init_weights
 from mlplab.nn.model import build_model
+from mlplab.nn.normalization import make_normalization
 from mlplab.training.callbacks import Callback
 from mlplab.training.device import pick_device
 from mlplab.training.trainer import Trainer, train

@@ -31,7 +31,7 @@ def build_parser() -> Parser:
 
 
 def _version() -> str:
-    from mlplab import __version__
+    from mlplab.version import __version__
 
     return f"mlplab {__version__}"
 

@@ -78,8 +78,8 @@ def _describe(data, info) -> dict:
     """Files with their checksum verdicts; per split, the count, class counts, mean and std."""
     import torch
 
-    from mlplab.data.normalization import value_stats
     from mlplab.data.sources import check_file
+    from mlplab.nn.normalization import value_stats
 
     report = {"name": info.name, "classes": list(info.classes), "files": {}, "splits": {}}
     for role, path in data.files.items():

@@ -156,8 +156,8 @@ def _plan(args):
 
 
 def _write_sweep_json(plan) -> None:
+    from mlplab.config.targets import redact
     from mlplab.io.atomic import write_json
-    from mlplab.tracking.targets import redact
 
     write_json(
         plan.sweep_dir / "sweep.json",
@@ -214,9 +214,9 @@ def _short(value) -> str:
 
 def _summary(plan, args) -> int:
     """The best trial, as a ready command line; with --final, its test accuracy, once."""
+    from mlplab.config.targets import redact
     from mlplab.experiments.sweep import best_config, load_study, tally, train_final
     from mlplab.experiments.sweep_show import train_command
-    from mlplab.tracking.targets import redact
 
     study = load_study(plan.storage, plan.study)
     done, _ = tally(study)

@@ -98,9 +98,9 @@ def cmd_train(args) -> int:
 def _train(args, job) -> int:
     """Train (one process, or one rank of a torchrun job); rank 0 alone prints."""
     from mlplab.data.dataset import load_dataset
+    from mlplab.runner import run
     from mlplab.tracking.trackers import check_targets
     from mlplab.training.engines import resolve_engine
-    from mlplab.training.runner import run
     from mlplab.training.signals import StopOnSignal
     from mlplab.training.trainer import Interrupted
 

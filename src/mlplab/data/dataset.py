@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from mlplab.data.idx import read_idx
-from mlplab.data.normalization import Normalization
 from mlplab.data.registry import get_info
 from mlplab.data.sources import DEFAULT_CACHE, ProgressFn, locate
 from mlplab.errors import DataError
+from mlplab.nn.normalization import Normalization
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import TrainConfig
+from mlplab.config.targets import parse_logs, redact
 from mlplab.data.dataset import Dataset, load_dataset
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.sweep_show import TrialRow
@@ -34,9 +35,8 @@ from mlplab.experiments.sweep_storage import TrialLock, open_storage
 from mlplab.experiments.sweep_tracking import StudyRuns
 from mlplab.io.atomic import write_json
 from mlplab.io.rundir import locked
-from mlplab.tracking.targets import parse_logs, redact
+from mlplab.runner import run, train_into
 from mlplab.training.callbacks import Callback, Evaluation
-from mlplab.training.runner import run, train_into
 from mlplab.training.trainer import Trainer, TrainResult
 
 SAMPLERS = ("tpe", "random", "grid")

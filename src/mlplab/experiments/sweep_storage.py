@@ -19,9 +19,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from mlplab.config.targets import redact
 from mlplab.errors import ConfigError
 from mlplab.io.sqlite_lock import first_use_lock
-from mlplab.tracking.targets import redact
 
 CONNECT_TIMEOUT = 10  # seconds before an unreachable PostgreSQL server is an error
 SQLITE_BUSY_TIMEOUT = 60  # seconds a worker waits for another's write to the SQLite file

@@ -18,9 +18,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from mlplab.config.targets import parse_logs, redact
 from mlplab.errors import MlplabWarning
 from mlplab.tracking.mlflow_log import open_experiment, read_run_file
-from mlplab.tracking.targets import parse_logs, redact
 
 PARENT_ATTR = "mlplab:mlflow_parent"
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from mlplab.data.normalization import Normalization
 from mlplab.errors import CheckpointError, MlplabError
 from mlplab.io.atomic import atomic_write
 from mlplab.io.safetensors import decode_safetensors, encode_safetensors
 from mlplab.nn.model import MLP, build_model
+from mlplab.nn.normalization import Normalization
 from mlplab.nn.spec import parse_spec
 
 FORMAT = "mlplab-mlp"
@@ -29,7 +29,7 @@ _SLACK = 1 << 20  # parameters a spec may claim beyond the file's values before 
 
 
 def versions() -> dict[str, str]:
-    from mlplab import __version__
+    from mlplab.version import __version__
 
     return {"mlplab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 

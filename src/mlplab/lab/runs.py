@@ -18,13 +18,14 @@ from mlplab.errors import MlplabError
 from mlplab.io.rundir import STATES, RunLock, create_run_dir
 from mlplab.io.states import newest_state
 from mlplab.lab.live import LiveRun
+from mlplab.runner import attach_run_dir, complete_run_dir, write_model
 from mlplab.training.callbacks import Callback, Evaluation
 from mlplab.training.evaluate import Metrics, evaluate
-from mlplab.training.runner import attach_run_dir, complete_run_dir, write_model
 from mlplab.training.state import Mark
 from mlplab.training.trainer import Trainer
 
-METRICS_EVERY = 0.5  # seconds between a run's metrics events while it trains (the page draws every 0.75 s)
+# seconds between a run's metrics events while it trains (the page draws every 0.75 s)
+METRICS_EVERY = 0.5
 
 
 class Publish(Callback):

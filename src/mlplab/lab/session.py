@@ -37,9 +37,9 @@ from mlplab.lab.experiments import LAB_OWNED, MAX_RUNS, Experiment, Run, vary
 from mlplab.lab.live import LiveRun
 from mlplab.lab.runs import LabRun, describe_spec
 from mlplab.lab.snapshot import snapshot
+from mlplab.runner import resume_with
 from mlplab.training.device import torch_threads
 from mlplab.training.engines import linear_grads, resolve_engine
-from mlplab.training.runner import resume_with
 from mlplab.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Experiment tracking: a run logged to TensorBoard and MLflow as it trains.
 
-mlplab.tracking.targets parses where (`--log`); mlplab.tracking.trackers makes the Trainer
+mlplab.config.targets parses where (`--log`); mlplab.tracking.trackers makes the Trainer
 callbacks that write there, behind the `tensorboard` and `mlflow` extras.
 """

@@ -35,6 +35,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from mlplab.config import TrainConfig
+from mlplab.config.targets import redact
 from mlplab.errors import MlplabError, MlplabWarning
 from mlplab.io.atomic import write_json
 from mlplab.io.sqlite_lock import first_use_lock
@@ -45,7 +46,6 @@ from mlplab.tracking.scalars import (
     final_scalars,
     hparam_values,
 )
-from mlplab.tracking.targets import redact
 from mlplab.training.callbacks import Callback, Evaluation, ResultView, TrainerView
 
 EXPERIMENT = "mlplab"

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from mlplab.config import TrainConfig
+from mlplab.config.targets import parse_logs
 from mlplab.tracking.scalars import StepLoss
-from mlplab.tracking.targets import parse_logs
 from mlplab.training.callbacks import Callback
 
 TB_FOLDER = "tb"  # in the run directory, unless tensorboard=DIR says where

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlplab.data.dataset import Split
-from mlplab.data.normalization import Normalization
+from mlplab.nn.normalization import Normalization
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,13 @@ import torch
 from mlplab.config import TrainConfig
 from mlplab.data.augment import augment
 from mlplab.data.dataset import Dataset, Split, stratified_split
-from mlplab.data.normalization import Normalization, make_normalization
 from mlplab.data.sampler import BatchSampler
 from mlplab.errors import CheckpointError, ConfigError, MlplabError
 from mlplab.io.rundir import STATES
 from mlplab.io.states import load_state, newest_state, save_state
 from mlplab.nn.init import init_weights
 from mlplab.nn.model import MLP, build_model
+from mlplab.nn.normalization import Normalization, make_normalization
 from mlplab.training.callbacks import BestByValidation, Callback, EarlyStopping, Evaluation
 from mlplab.training.device import pick_device, torch_threads
 from mlplab.training.distributed import Distributed, StepReducer, all_reduce

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlplab.config.targets import parse_logs
 from mlplab.data.registry import REGISTRY
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.nn.init import parse_init
 from mlplab.nn.presets import DEFAULT_PRESET, PRESETS
 from mlplab.nn.spec import ModelSpec, parse_spec
-from mlplab.tracking.targets import parse_logs
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
