@@ -209,9 +209,7 @@ def test_trainer_starts_from_the_given_model():
         for p in model.parameters():
             p.fill_(0.5)
     trainer = Trainer(config, data, initial=model)
-    assert all(
-        torch.equal(p, torch.full_like(p, 0.5)) for p in trainer.engine.module().parameters()
-    )
+    assert all(torch.equal(p, torch.full_like(p, 0.5)) for p in trainer.model().parameters())
     with pytest.raises(ConfigError, match="model: the initial model is 2-9-3:relu"):
         Trainer(config, data, initial=build_model("2-9-3"))
 

@@ -14,7 +14,16 @@ class SpecError(MlplabError):
 
 
 class ConfigError(MlplabError):
-    """A configuration field with an invalid value."""
+    """A configuration field with an invalid value.
+
+    `field` names it when the error is about one setting (a TrainConfig field, or one of the
+    lab's own), for whoever shows the message next to that setting's input; the message
+    starts with the same name: ConfigError("lr: must be positive, got 0", field="lr").
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class CheckpointError(MlplabError):

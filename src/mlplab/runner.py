@@ -8,9 +8,7 @@ its newest valid state, and ends with exactly what it would have given uninterru
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ import torch
 from mlplab.config import TrainConfig
 from mlplab.data.dataset import Dataset, load_dataset
 from mlplab.data.sources import DEFAULT_CACHE, ProgressFn
-from mlplab.errors import ConfigError, MlplabError, MlplabWarning
 from mlplab.io.atomic import atomic_write_text, write_json
 from mlplab.io.checkpoint import WEIGHTS, model_info, save_checkpoint
 from mlplab.io.rundir import (
@@ -29,26 +26,12 @@ from mlplab.io.rundir import (
     STATES,
     create_run_dir,
     locked,
-    read_config,
-    read_metrics,
 )
-from mlplab.io.states import decode_state, encode_state, newest_state
+from mlplab.io.states import decode_state
+from mlplab.training import resume
 from mlplab.training.callbacks import Callback, MetricsLog, StateCheckpoints
 from mlplab.training.distributed import Distributed, broadcast_bytes, check_same_config
 from mlplab.training.trainer import Interrupted, Trainer, TrainResult
-
-# What a resumed run may change: its length, and what cannot change a step it takes.
-RESUMABLE = (
-    "epochs",
-    "iterations",
-    "eval_every",
-    "checkpoint_every",
-    "threads",
-    "device",
-    "log",
-)
-# ... and where to find the data, which is checked against its checksums wherever it is.
-RESUMABLE_ANYWHERE = ("data_dir",)
 
 
 def run(
@@ -65,9 +48,11 @@ def run(
     """Train as the config says and write a run directory; returns (run_dir, result).
 
     With resume_from=RUN_DIR, continue that run from its newest valid state instead; the
-    config is then the run's own (config=None), with `changes` to fields in RESUMABLE, or
-    `config` when it differs from the run's only there. Raises Interrupted (with .run_dir)
-    when a signal paused training.
+    config is then the run's own (config=None), with `changes` to fields in
+    mlplab.training.resume.RESUMABLE, or `config` when it differs from the run's only there.
+    A finished run finishes again from its state, taking no step: what is missing of its
+    directory is written, and result.resumed_from == result.iterations says so. Raises
+    Interrupted (with .run_dir) when a signal paused training.
 
     In a data-parallel job (dist, its process group up), every rank calls run(); rank 0
     alone writes the run directory and reads the saved config and state, which reach the
@@ -78,7 +63,7 @@ def run(
     if dist is not None and dist.restart and resume_from is None:
         resume_from = share.text(lambda: _restarted_run(config, dist)) or None
     if resume_from is not None:
-        config = share.config(lambda: _config_json(resume_from), config, changes or {})
+        config = share.config(resume_from, config, changes or {})
     if dist is not None:
         check_same_config(config.to_dict(), share.device)
     if data is None:
@@ -181,13 +166,9 @@ def _restarted_run(config: TrainConfig, dist: Distributed) -> str:
         return ""  # the job died before it made one: start afresh
 
 
-def _config_json(run_dir: str | Path) -> str:
-    return json.dumps(read_config(run_dir))
-
-
 class _Sharing:
-    """What rank 0 reads from disk, given to every rank (nothing pickled); for a process
-    on its own, just the reading."""
+    """What rank 0 reads from disk, given to every rank as bytes (nothing pickled); for a
+    process on its own, just the reading."""
 
     def __init__(self, dist: Distributed | None):
         self.dist = dist
@@ -202,108 +183,19 @@ class _Sharing:
     def text(self, read) -> str:
         return self.bytes(lambda: read().encode()).decode()
 
-    def config(self, read, config: TrainConfig | None, changes: dict) -> TrainConfig:
+    def config(self, run_dir, config: TrainConfig | None, changes: dict) -> TrainConfig:
         """The saved config of the run being resumed, with the changes asked for."""
-        values = json.loads(self.text(read))
-        saved = TrainConfig.from_dict(values, CONFIG)
-        if config is not None:
-            changes = {**_changes(saved, config), **changes}
-        return resume_with(saved, {k: v for k, v in changes.items() if getattr(saved, k) != v})
+        saved = json.loads(self.text(lambda: json.dumps(resume.saved_config(run_dir))))
+        return resume.resumed_config(*saved, config, changes)
 
     def resume(self, trainer: Trainer, run_dir: Path | None) -> None:
-        """Load the newest valid state on every rank; refuse to train a finished run."""
+        """The newest valid state, loaded on every rank."""
         if self.dist is None:
-            _load_newest(trainer, run_dir)
+            resume.load(trainer, run_dir)
             return
-        blob = self.bytes(lambda: _newest_blob(trainer, run_dir))
+        blob = self.bytes(lambda: resume.newest_bytes(run_dir))
         if blob:
             trainer.load_state_dict(decode_state(blob))
-        done = self.bytes(lambda: b"1" if _is_finished(trainer, run_dir) else b"0")
-        if done == b"1":
-            raise MlplabError(f"{run_dir or 'the run'}: the run is finished")
-
-
-def _newest_blob(trainer: Trainer, run_dir: Path) -> bytes:
-    found = _newest(run_dir)
-    return encode_state(found[1]) if found is not None else b""
-
-
-def _newest(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """(the newest valid state's folder, its tree), or None (with a warning) when there is
-    none yet."""
-    found = newest_state(run_dir / STATES)
-    if found is None:
-        warnings.warn(
-            f"{run_dir / STATES}: no saved state yet; starting the run from the beginning",
-            MlplabWarning,
-            stacklevel=4,
-        )
-    return found
-
-
-def _is_finished(trainer: Trainer, run_dir: Path) -> bool:
-    return bool(trainer.finished and _final_records(run_dir) and (run_dir / WEIGHTS).is_file())
-
-
-def _changes(saved: TrainConfig, config: TrainConfig) -> dict[str, Any]:
-    return {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(TrainConfig)
-        if getattr(config, f.name) != getattr(saved, f.name)
-    }
-
-
-def resumed_config(run_dir: str | Path, config: TrainConfig | None) -> TrainConfig:
-    """The run's saved config, or `config` when it changes only what a resume may change."""
-    saved = TrainConfig.from_dict(read_config(run_dir), str(Path(run_dir) / CONFIG))
-    return saved if config is None else resume_with(saved, _changes(saved, config))
-
-
-def resume_with(saved: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
-    """The saved config with `changes`, each checked: a resumed run must take the same steps
-    as the run it continues, so only its length and how it is watched may change."""
-    for name in changes:
-        if name not in RESUMABLE + RESUMABLE_ANYWHERE:
-            allowed = ", ".join(f"--{n.replace('_', '-')}" for n in RESUMABLE)
-            raise ConfigError(
-                f"{name}: cannot change when resuming (it would change the run); "
-                f"a resumed run may change only {allowed}"
-            )
-    if "eval_every" in changes and saved.val_size:
-        raise ConfigError(
-            "eval_every: the best model and early stopping are chosen at evaluations, so "
-            "changing when they happen would change the result"
-        )
-    if "epochs" in changes and "iterations" not in changes:
-        changes = {**changes, "iterations": None}  # --epochs replaces a length in iterations
-    return saved.replace(**changes)
-
-
-def _load_newest(trainer: Trainer, run_dir: Path) -> None:
-    """The newest valid state into the trainer; a finished run is not trained again."""
-    found = _newest(run_dir)
-    if found is None:
-        return
-    trainer.load_state_dict(found[1], str(found[0] / "state.json"))
-    if not _is_finished(trainer, run_dir):
-        return  # more to train, or killed while finishing: run() finishes it
-    s = trainer.state
-    if s.stop_reason:
-        raise MlplabError(
-            f"{run_dir}: the run is finished ({s.stop_reason}, iteration {s.iteration})"
-        )
-    field = "iterations" if trainer.config.iterations else "epochs"
-    raise MlplabError(
-        f"{run_dir}: the run is finished (iteration {s.iteration}); "
-        f"give a larger --{field} to extend it"
-    )
-
-
-def _final_records(run_dir: Path) -> list[dict]:
-    try:
-        return [r for r in read_metrics(run_dir) if r.get("kind") == "final"]
-    except (OSError, MlplabError):
-        return []
 
 
 def write_model(

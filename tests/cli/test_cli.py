@@ -347,6 +347,8 @@ def test_every_subcommand_help_exits_zero(capsys):
         "serve",
         "runs",
         "sweep",
+        "sweep run",
+        "sweep show",
         "recipes",
         "lab",
     } == {" ".join(c) for c in commands}
@@ -359,6 +361,105 @@ def test_every_subcommand_help_exits_zero(capsys):
         cli.main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out == f"mlplab {mlplab.__version__}\n"
+
+
+# --- sweep: the run and show actions, and `sweep SPACE` for `sweep run SPACE` -----------------
+
+
+def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {flag: a for a in parser._actions for flag in a.option_strings}
+
+
+SWEEP = _actions(_actions(cli.build_parser())["sweep"])
+RUN_ONLY = sorted(set(_options(SWEEP["run"])) - set(_options(SWEEP["show"])))
+
+
+def test_sweep_help_lists_run_and_show(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sweep", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == [
+        "usage: mlplab sweep run SPACE.toml [options]",
+        "   or: mlplab sweep SPACE.toml [options]",
+        "   or: mlplab sweep show STUDY_DIR|--storage URL --study NAME [--out DIR] [--json]",
+    ]
+    assert re.search(r"^ +run +train one run directory per trial", out, re.MULTILINE)
+    assert re.search(r"^ +show +a study's trials best first", out, re.MULTILINE)
+    assert set(SWEEP) == {"run", "show"}
+    show_flags = {"-h", "--help", "--storage", "--study", "--out", "--json"}
+    assert set(_options(SWEEP["show"])) == show_flags
+    assert {"--trials", "--workers", "--final", "--log", "--data-dir"} <= set(RUN_ONLY)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("space.toml", "--trials", "3", "--final", "--log", "tensorboard"),
+        ("--trials", "3", "space.toml", "--final", "--log", "tensorboard"),  # options first
+        ("run", "--trials", "3", "--final", "space.toml", "--log", "tensorboard"),
+    ],
+)
+def test_sweep_space_is_sweep_run_space(argv):
+    from mlplab.cli.sweep import cmd_sweep_run
+
+    full = ("sweep", "run", "space.toml", "--trials", "3", "--final", "--log", "tensorboard")
+    expected = vars(cli.build_parser().parse_args(full))
+    assert vars(cli.build_parser().parse_args(["sweep", *argv])) == expected
+    assert expected["func"] is cmd_sweep_run and expected["space"] == "space.toml"
+    assert (expected["trials"], expected["final"], expected["log"]) == (3, True, ["tensorboard"])
+
+
+@pytest.mark.parametrize(
+    "argv, space",
+    [(("run", "show"), "show"), (("./show",), "./show"), (("run", "run"), "run")],
+)
+def test_a_sweep_space_named_like_an_action_is_reached_through_run(argv, space):
+    from mlplab.cli.sweep import cmd_sweep_run
+
+    args = cli.build_parser().parse_args(["sweep", *argv])
+    assert args.func is cmd_sweep_run and args.space == space
+
+
+def test_sweep_show_takes_a_study_dir_or_a_storage():
+    from mlplab.cli.sweep import cmd_sweep_show
+
+    args = cli.build_parser().parse_args(["sweep", "show", "runs/sweep-x", "--json"])
+    assert args.func is cmd_sweep_show
+    assert (args.target, args.json, args.storage, args.study) == ("runs/sweep-x", True, None, None)
+    args = cli.build_parser().parse_args(["sweep", "show", "--storage", "sqlite:///s.db"])
+    assert (args.target, args.storage, args.out) == (None, "sqlite:///s.db", "runs")
+
+
+def _with_value(flag: str) -> list[str]:
+    """The flag as a run takes it: alone, or with a value it accepts."""
+    action = _options(SWEEP["run"])[flag]
+    if action.nargs == 0:
+        return [flag]
+    return [flag, str(action.choices[0]) if action.choices else "1"]
+
+
+@pytest.mark.parametrize("flag", RUN_ONLY)
+def test_a_run_only_flag_is_refused_by_sweep_show(flag, capsys):
+    words = _with_value(flag)
+    code = main_in_process(["sweep", "show", "runs/sweep-x", *words])
+    message = rf"mlplab: error: unrecognized arguments: {re.escape(' '.join(words))} \(see --help\)"
+    one_line_error(code, *capsys.readouterr(), 2, message)
+
+
+def test_sweep_run_refuses_json_and_a_second_space(capsys):
+    for extra in ("--json", "other.toml"):
+        for argv in (("sweep", "run", "space.toml", extra), ("sweep", "space.toml", extra)):
+            code = main_in_process(argv)
+            message = rf"mlplab: error: unrecognized arguments: {re.escape(extra)} \(see --help\)"
+            one_line_error(code, *capsys.readouterr(), 2, message)
+    code = main_in_process(["sweep"])
+    message = r"mlplab sweep: error: the following arguments are required: ACTION \(see --help\)"
+    one_line_error(code, *capsys.readouterr(), 2, message)
 
 
 # --- bad input: one line on stderr, a non-zero exit, no traceback ------------------------------

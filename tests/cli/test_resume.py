@@ -303,3 +303,32 @@ def test_a_resume_of_something_that_is_no_run_is_named(tmp_path, capsys):
         f"mlplab: error: {tmp_path / 'config.json'}: cannot read: No such file or directory "
         "(is it a run directory?)\n"
     )
+
+
+def test_resuming_a_finished_run_writes_what_it_lacks_and_exits_0(tmp_path, capsys):
+    """A job requeued with --resume after it finished (or after a kill while it drew its
+    pictures) succeeds: nothing is trained, the missing files are written."""
+    import shutil
+
+    from mlplab import cli
+    from mlplab.io.rundir import read_metrics
+
+    flags = ["--model", "784-16-10", "--iterations", "40", "--eval-every", "20", "--quiet"]
+    assert cli.main(["train", *flags, "--threads", "1", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    shutil.rmtree(run_dir / "plots")
+    (run_dir / "model.safetensors").unlink()
+    states = sorted(p.name for p in (run_dir / "state").iterdir())
+    for _ in range(2):  # a second requeue finds it whole, and succeeds the same way
+        assert cli.main(["train", "--resume", str(run_dir), "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert f"{run_dir}: the run was already finished at iteration 40" in err
+        assert "Test accuracy: " in out and f"Run saved to {run_dir}" in out
+        assert sorted(p.name for p in (run_dir / "plots").iterdir()) == [
+            "confusion.png",
+            "curves.png",
+        ]
+        assert (run_dir / "model.safetensors").is_file()
+        assert [r["kind"] for r in read_metrics(run_dir)].count("final") == 1
+        assert sorted(p.name for p in (run_dir / "state").iterdir()) == states

@@ -1,7 +1,7 @@
 """mlplab sweep on Optuna, end to end on real MNIST with tiny budgets: pruning through the
 callback protocol, resuming, workers sharing SQLite and a real PostgreSQL server, a worker
 killed with SIGKILL and its trial retried, bad space files, an unreachable server, and
-`sweep show`."""
+`sweep show`. `sweep SPACE` and `sweep run SPACE` are the same command."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_running_the_same_command_again_resumes_without_repeating_trials(tmp_pat
     ]
     assert len(before) == 2
 
-    again = sweep_cli(*command, cwd=tmp_path)
+    again = sweep_cli("run", *command, cwd=tmp_path)  # the same command, spelled in full
     assert again.returncode == 0, again.stderr
     assert "trial " not in again.stdout.split("Study")[0]  # no trial ran
     assert "2 finished trials" in again.stdout
@@ -236,9 +236,9 @@ def _check_exactly(study, n: int) -> set[str]:
 def test_two_workers_on_sqlite_share_the_study_and_the_cores(tmp_path):
     space = write_space(tmp_path, "pair", iterations=150, eval_every=50)
     done = sweep_cli(
-        str(space),
-        "--workers",
+        "--workers",  # before SPACE: the workers are started as `sweep run ... SPACE`
         "2",
+        str(space),
         "--trials",
         "6",
         "--pruner",
@@ -473,6 +473,20 @@ def test_a_bad_space_file_fails_before_any_trial(tmp_path):
         f"mlplab: error: {path}: space.lr: low must be below high, got low=0.1, high=0.01"
     ]
     assert not (tmp_path / "runs").exists()
+    full = sweep_cli("run", str(path), "--out", "runs", cwd=tmp_path)
+    assert (full.returncode, full.stdout, full.stderr) == (1, done.stdout, done.stderr)
+
+
+def test_a_space_file_named_show_is_reached_through_run(tmp_path):
+    (tmp_path / "show").write_text("[space]\nlr = { low = 0.1, high = 0.01 }\n")
+    expected = ["mlplab: error: show: space.lr: low must be below high, got low=0.1, high=0.01"]
+    for argv in (("run", "show"), ("./show",)):
+        done = sweep_cli(*argv, cwd=tmp_path)
+        assert done.returncode == 1 and done.stderr.strip().splitlines() == expected, argv
+    shown = sweep_cli("show", cwd=tmp_path)  # the action, not the file
+    assert shown.returncode == 1 and shown.stderr.strip() == (
+        "mlplab: error: show: give STUDY_DIR, or --storage URL and --study NAME"
+    )
 
 
 @pytest.fixture

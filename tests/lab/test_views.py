@@ -19,7 +19,6 @@ from mlplab.lab.live import finite
 from mlplab.lab.session import LabSession
 from mlplab.lab.snapshot import BINS, histogram, snapshot, to_bytes
 from mlplab.nn.model import build_model
-from mlplab.training.engines import linear_grads
 from mlplab.training.trainer import Trainer
 
 SPEC = "784-100-32-10"
@@ -142,7 +141,7 @@ def test_a_later_unit_lists_its_strongest_inputs(trainer):
 def test_a_unit_out_of_range_is_refused(trainer, layer, index, message):
     with pytest.raises(MlplabError, match=message) as caught:
         views.unit(trainer, layer, index)
-    assert views.field_of(str(caught.value)) == message[1:].split(":")[0]
+    assert views.field_of(caught.value) == message[1:].split(":")[0]
 
 
 # --- inspect --------------------------------------------------------------------------------
@@ -232,7 +231,7 @@ def test_config_of_refuses_the_labs_own_fields(tmp_path, name, value):
     session = LabSession(out=str(tmp_path))
     with pytest.raises(ConfigError, match=rf"^{name}: set by the lab's command line") as caught:
         views.config_of(session, {name: value, "lr": 0.01})
-    assert views.field_of(str(caught.value)) == name
+    assert views.field_of(caught.value) == name
 
 
 def test_config_of_builds_the_default_job_under_the_fields(tmp_path):
@@ -243,23 +242,32 @@ def test_config_of_builds_the_default_job_under_the_fields(tmp_path):
     assert list(tmp_path.iterdir()) == []  # building a config makes no run
     with pytest.raises(ConfigError) as caught:
         views.config_of(session, {"lr": -1})
-    assert views.field_of(str(caught.value)) == "lr"
+    assert views.field_of(caught.value) == "lr"
 
 
 @pytest.mark.parametrize(
-    "message,field",
+    "error,field",
     [
-        ("lr: must be positive", "lr"),
-        ("batch_size: must be a positive integer, got 0", "batch_size"),
-        ("test_index: must be 0 to 9, got 10", "test_index"),
-        ("model: bad model spec", "model"),
-        ("nonsense: a name that is no field", None),
-        ("must be positive", None),
-        ("LR: upper case", None),
+        (ConfigError("lr: must be positive", field="lr"), "lr"),
+        (ConfigError("test_index: must be 0 to 9, got 10", field="test_index"), "test_index"),
+        (ConfigError("nonsense: a name that is no field", field="nonsense"), None),
+        (ConfigError("lr: a message that names a field it does not carry"), None),
+        (MlplabError("lr: not a ConfigError"), None),
     ],
 )
-def test_field_of_names_the_field_a_message_starts_with(message, field):
-    assert views.field_of(message) == field
+def test_field_of_is_the_field_an_error_carries(error, field):
+    assert views.field_of(error) == field
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"lr": -1}, {"batch_size": 0}, {"model": "784-x-10"}, {"optimizer": "rmsprop"}],
+)
+def test_a_bad_config_field_is_carried_by_the_error_not_parsed_from_it(values):
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(**values)
+    (name,) = values
+    assert caught.value.field == name and str(caught.value).startswith(f"{name}: ")
 
 
 # --- snapshot -------------------------------------------------------------------------------
@@ -267,7 +275,7 @@ def test_field_of_names_the_field_a_message_starts_with(message, field):
 
 def test_snapshot_of_a_trained_relu_net(trainer, data):
     model = trainer.eval_module()
-    grads = linear_grads(trainer.engine)
+    grads = trainer.last_grads()
     probe = trainer.norm.apply(data.test.x[:256])
     shot = snapshot(model, grads, probe)
     linears = model.linears()
@@ -353,7 +361,7 @@ def test_a_diverged_run_has_nan_weights(diverged):
 def test_snapshot_of_a_diverged_run(diverged, mnist):
     model = diverged.eval_module()
     probe = diverged.norm.apply(mnist.test.x[:64])
-    shot = snapshot(model, linear_grads(diverged.engine), probe)
+    shot = snapshot(model, diverged.last_grads(), probe)
     json.dumps(finite(shot), allow_nan=False)
     first = shot["layers"][0]["weights"]
     assert first["nonfinite"] > 0  # the diverged weights are counted, apart from the bins

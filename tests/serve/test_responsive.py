@@ -1,5 +1,5 @@
-"""The server stays responsive: a bounded pool (503), time limits (504), body limits while
-reading (413, chunked too), --workers N, and SIGTERM finishing the requests in flight.
+"""The server stays responsive: a bounded pool (503), time limits (504), --workers N, and
+SIGTERM finishing the requests in flight (the body limit, 413, is test_body_limit.py's).
 
 Real `mlplab serve` processes on 127.0.0.1, raw sockets where the test must control the
 bytes and their timing. Timing bounds are generous: the machine is shared.
@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 from benchmarks.loadtest import Case, Client, run_coroutine, run_load
 from benchmarks.serve_soak import free_port, png, running_server
+from tests.serve.raw_http import port_of, post_head, read_reply, status_of
 
 from mlplab.serve import ServeConfig, create_app
 from mlplab.use.predict import Predictor
-
-MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -39,61 +38,15 @@ def mid_png(mnist) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def served(trained_run):
-    with running_server(trained_run) as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def server(served):
-    return served[0]
+def server(trained_run):
+    with running_server(trained_run) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def small_queue(trained_run):
     with running_server(trained_run, "--queue", "3", "--timeout", "2") as (url, _):
         yield url
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
-def exchange(url: str, head: bytes, body: bytes = b"", timeout: float = 20) -> bytes:
-    """Send raw bytes on a new connection; everything the server says until it closes or
-    goes quiet for a second after answering."""
-    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=timeout) as s:
-        s.sendall(head + body)
-        return read_reply(s)
-
-
-def read_reply(s: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + body_length(data):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def body_length(data: bytes) -> int:
-    head = data.split(b"\r\n\r\n", 1)[0].lower()
-    for line in head.split(b"\r\n"):
-        if line.startswith(b"content-length:"):
-            return int(line.split(b":")[1])
-    return 0
-
-
-def status_of(reply: bytes) -> int:
-    return int(reply.split(b" ", 2)[1])
-
-
-def post_head(content_type: str, extra: str) -> bytes:
-    return (
-        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-        f"{extra}\r\n"
-    ).encode()
 
 
 def test_healthz_stays_fast_while_big_images_decode(server, big_png):
@@ -104,135 +57,6 @@ def test_healthz_stays_fast_while_big_images_decode(server, big_png):
     # Before the pool: 5.2 s. Decoding takes ~0.13 s an image on an idle core, so one
     # healthz waiting behind even a single decode would already miss this bound.
     assert stats["healthz_p99_ms"] < 500, stats
-
-
-def test_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server):
-    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=20) as s:
-        s.sendall(post_head("image/png", f"Content-Length: {1024**3}\r\n"))  # no body follows
-        reply = read_reply(s)
-    assert status_of(reply) == 413 and b"limit of 2097152 bytes" in reply
-    assert b"connection: close" in reply.lower()  # past the drain limit: not worth reading
-
-
-def test_expect_100_continue_gets_the_413_and_no_go_ahead(server):
-    head = post_head("image/png", f"Content-Length: {3 * MIB}\r\nExpect: 100-continue\r\n")
-    reply = exchange(server, head)
-    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]  # not "100 Continue" first
-
-
-# just over the 2 MiB limit, 5 times it, and 10 times it
-SIZES = [2 * MIB + 1, 10 * MIB, 20 * MIB]
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_a_sent_body_over_the_limit_reads_as_413_not_a_reset(server, size):
-    reply = exchange(server, post_head("image/png", f"Content-Length: {size}\r\n"), b"\0" * size)
-    assert status_of(reply) == 413 and b"limit of 2097152 bytes" in reply
-
-
-def too_big_json(size: int) -> bytes:
-    """A pixels body of at least `size` bytes, as a user would post it."""
-    row = json.dumps([0.5] * 784).encode()
-    rows = size // (len(row) + 2) + 1
-    return b'{"pixels": [' + b", ".join([row] * rows) + b"]}"
-
-
-def test_urllib_reads_the_413_of_a_body_ten_times_too_big(server):
-    """The issue's case: 18.7 MiB of {"pixels": [[0.5] * 784] * 5000} from urllib, which
-    writes the whole body before it reads a byte of the answer; 100 tries in a row."""
-    import urllib.error
-    import urllib.request
-
-    body = json.dumps({"pixels": [[0.5] * 784] * 5000}).encode()
-    assert len(body) > 18 * MIB
-    for _ in range(100):
-        request = urllib.request.Request(
-            f"{server}/api/predict", data=body, headers={"Content-Type": "application/json"}
-        )
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(request, timeout=60)
-        assert e.value.code == 413
-        assert json.loads(e.value.read()) == {"error": "body exceeds the limit of 2097152 bytes"}
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_requests_reads_the_413(server, size):
-    import requests
-
-    with requests.Session() as session:
-        for _ in range(3):  # the connection is kept or closed as the server said
-            reply = session.post(
-                f"{server}/api/predict",
-                data=too_big_json(size),
-                headers={"Content-Type": "application/json"},
-                timeout=60,
-            )
-            assert reply.status_code == 413
-            assert reply.json() == {"error": "body exceeds the limit of 2097152 bytes"}
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_a_chunked_body_growing_past_the_limit_reads_as_413(server, size):
-    """No Content-Length: urllib and requests send an iterable body chunked."""
-    import urllib.error
-    import urllib.request
-
-    import requests
-
-    def pieces():
-        data = too_big_json(size)
-        for i in range(0, len(data), 256 * 1024):
-            yield data[i : i + 256 * 1024]
-
-    request = urllib.request.Request(
-        f"{server}/api/predict", data=pieces(), headers={"Content-Type": "application/json"}
-    )
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(request, timeout=60)
-    assert e.value.code == 413 and b"limit of 2097152 bytes" in e.value.read()
-    reply = requests.post(f"{server}/api/predict", data=pieces(), timeout=60)
-    assert reply.status_code == 413 and "limit of 2097152 bytes" in reply.json()["error"]
-
-
-def chunked(data: bytes, piece: int = 65536) -> bytes:
-    out = b"".join(
-        b"%x\r\n%s\r\n" % (len(data[i : i + piece]), data[i : i + piece])
-        for i in range(0, len(data), piece)
-    )
-    return out + b"0\r\n\r\n"
-
-
-def test_chunked_body_over_the_limit_is_413_and_the_connection_goes_on(server, mnist):
-    head = post_head("image/png", "Transfer-Encoding: chunked\r\n")
-    digit = png(255 - mnist.test.x[0].numpy(), 140)
-    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=20) as s:
-        s.sendall(head + chunked(b"\0" * (3 * MIB)))
-        first = read_reply(s)
-        s.sendall(head + chunked(digit))  # same connection
-        second = read_reply(s)
-    assert status_of(first) == 413 and b"limit" in first
-    assert status_of(second) == 200 and b'"class": "7"' in second
-
-
-def test_an_endless_chunked_upload_is_cut_off_and_memory_stays(served):
-    import psutil
-
-    server, proc = served
-    rss = psutil.Process(proc.pid).memory_info().rss
-    piece = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=20) as s:
-        s.sendall(post_head("image/png", "Transfer-Encoding: chunked\r\n"))
-        try:
-            while sent < 512 * MIB:
-                s.sendall(piece)
-                sent += len(piece)
-        except OSError:  # the server closed: what it said is in our receive buffer or lost
-            pass
-    # The server reads at most the 32 MiB drain limit; the socket buffers hold a few more.
-    assert sent < 64 * MIB
-    # what it read it threw away: the server grew by far less than it was sent
-    assert psutil.Process(proc.pid).memory_info().rss - rss < 8 * MIB
 
 
 def test_overload_gets_503_with_retry_after_and_recovers(small_queue, mid_png):

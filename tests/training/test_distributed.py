@@ -143,7 +143,7 @@ with process_group(job) if job else contextlib.nullcontext():
                              lr=1e-2, batch_size=60, schedule="onecycle", label_smoothing=0.1)
         torch.manual_seed(0)
         engine = make_engine(config, build_model(config.model_spec).double())
-        reducer = StepReducer(engine.flat_grads) if job else None
+        reducer = StepReducer(engine.flat_grads()) if job else None
         sampler = BatchSampler(1001, 60, seed=2, rank=rank, world_size=world)
         schedule = Schedule("onecycle", 1e-2, 50)
         for step in range(50):  # 17 batches an epoch, the last of 41: 21 and 20 images

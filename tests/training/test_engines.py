@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -9,7 +11,14 @@ from conftest import head
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError
 from mlplab.nn.model import build_model
-from mlplab.training.engines import AutogradEngine, FastEngine, make_engine, resolve_engine
+from mlplab.training.engines import (
+    ENGINES,
+    AutogradEngine,
+    Engine,
+    FastEngine,
+    make_engine,
+    resolve_engine,
+)
 from mlplab.training.optim import Schedule
 from mlplab.training.trainer import train
 
@@ -125,3 +134,56 @@ def test_the_result_names_the_engine_that_trained(mnist):
     assert train(config.replace(engine="autograd"), data, "cpu").engine == "autograd"
     gelu = config.replace(preset=None, model="784-32-10:gelu")
     assert train(gelu, data, "cpu").engine == "autograd"
+
+
+# --- the Engine protocol ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_every_engine_has_each_member_of_the_protocol_with_its_parameters(name):
+    config = TrainConfig(model="784-16-10:relu", optimizer="sgd", engine=name)
+    engine = make_engine(config, build_model(config.model_spec))  # attributes set in __init__
+    names = [n for n in vars(Engine) if not n.startswith("_")] + ["name"]
+    assert len(names) == 16
+    assert [n for n in names if inspect.getattr_static(engine, n, None) is None] == []
+    for member in names:
+        ours = inspect.getattr_static(Engine, member, None)
+        if callable(ours) and not isinstance(ours, property):
+            wanted = inspect.signature(getattr(Engine, member)).parameters
+            got = inspect.signature(getattr(type(engine), member)).parameters
+            assert list(got) == list(wanted), (name, member)
+
+
+@pytest.mark.parametrize("name", list(ENGINES))
+def test_each_engine_answers_for_its_own_gradients(name):
+    config = TrainConfig(model="784-16-10:relu", optimizer="sgd", batch_size=8, engine=name)
+    engine = make_engine(config, build_model(config.model_spec))
+    assert engine.linear_grads() == [None, None] or name == "fast"
+    x, y = torch.randn(8, 784), torch.arange(8)
+    engine.forward_backward(x, y)
+    grads = engine.linear_grads()
+    assert [g is not None for g in grads] == [True, True]
+    reference = build_model(config.model_spec)
+    reference.load_state_dict(engine.module().state_dict())
+    torch.nn.functional.cross_entropy(reference(x), y).backward()
+    for g, layer in zip(grads, reference.linears(), strict=True):
+        g = g if g.shape == layer.weight.shape else g.t()  # fast keeps (in, out)
+        torch.testing.assert_close(g, layer.weight.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: e.constrain(1.0), r"^max_norm: the scratch engine has no max-norm; use engine"),
+        (lambda e: e.averaged(), r"^ema: the scratch engine has no weight average"),
+        (lambda e: e.module_from([]), r"^ema: the scratch engine has no weight average"),
+        (lambda e: e.load_optimizer_state({"m": 1}), r"^optimizer: the scratch engine has no"),
+    ],
+)
+def test_what_scratch_lacks_is_a_one_line_error(call, message):
+    config = TrainConfig(model="784-16-10:relu", optimizer="sgd", engine="scratch")
+    engine = make_engine(config, build_model(config.model_spec))
+    with pytest.raises(ConfigError, match=message) as caught:
+        call(engine)
+    assert "\n" not in str(caught.value) and caught.value.field in ("max_norm", "ema", "optimizer")
+    assert engine.flat_grads() is None and engine.optimizer_state() == {}

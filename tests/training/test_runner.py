@@ -19,6 +19,7 @@ from mlplab.io import atomic
 from mlplab.io.rundir import describe_run, locked, read_metrics
 from mlplab.io.states import list_states, load_state
 from mlplab.runner import run
+from mlplab.training import resume
 from mlplab.training.callbacks import Callback
 from mlplab.training.trainer import Interrupted
 from mlplab.training.trainer import train as train_in_memory
@@ -136,10 +137,62 @@ def test_a_finished_run_extends_to_the_run_that_was_longer_from_the_start(
     assert json.loads((first / "config.json").read_text())["iterations"] == new
 
 
-def test_a_finished_run_is_not_trained_again(small, tmp_path):
-    done, _ = run(cfg(tmp_path), small)
-    with pytest.raises(MlplabError, match=r"the run is finished \(iteration 40\); give a larger"):
-        run(None, small, resume_from=done)
+@pytest.mark.parametrize("iterations", [40, 45])
+def test_a_finished_run_resumes_to_a_clean_finish_without_a_step(small, tmp_path, iterations):
+    """45 ends off an evaluation, so its closing evaluation comes after its last state."""
+    done, first = run(cfg(tmp_path, iterations=iterations), small)
+    before = {p.name: p.read_bytes() for p in (done / "state").rglob("*") if p.is_file()}
+    stepped = []
+
+    class Steps(Callback):
+        def on_step(self, trainer):
+            stepped.append(trainer.state.iteration)
+
+    again_dir, again = run(None, small, resume_from=done, callbacks=[Steps()])
+    assert again_dir == done and stepped == []
+    assert again.resumed_from == again.iterations == first.iterations == iterations
+    assert resume.already_finished(again) and not resume.already_finished(first)
+    assert again.test.accuracy == first.test.accuracy and again.test.loss == first.test.loss
+    records = read_metrics(done)
+    assert [r["kind"] for r in records].count("final") == 1 and records[-1]["kind"] == "final"
+    after = {p.name: p.read_bytes() for p in (done / "state").rglob("*") if p.is_file()}
+    assert after == before  # no new state: nothing was trained
+
+
+def test_a_run_killed_after_its_last_state_gets_its_model_and_final_line(small, tmp_path):
+    """What a kill while drawing the pictures (after the last state) leaves: the resume writes
+    the model and the final line, the same as the run that was never killed."""
+    done, _ = run(cfg(tmp_path / "a", iterations=45), small)
+    reference, _ = run(cfg(tmp_path / "b", iterations=45), small)
+    (done / "model.safetensors").unlink()
+    (done / "model.json").unlink()
+    lines = (done / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (done / "metrics.jsonl").write_text("".join(lines[:-2]))  # the closing eval and final
+    _, again = run(None, small, resume_from=done)
+    assert resume.already_finished(again)
+    same_run(done, reference)
+    assert json.loads((done / "model.json").read_text())["iterations"] == 45
+
+
+def test_a_finished_run_resumed_in_memory_returns_its_result(small, tmp_path):
+    done, first = run(cfg(tmp_path), small)
+    again = train_in_memory(cfg(tmp_path), small, resume_from=done)
+    assert again.resumed_from == again.iterations == 40
+    for a, b in zip(again.model.parameters(), first.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_resume_help_is_made_from_what_a_resume_may_change():
+    from mlplab.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    (action,) = [a for a in train._actions if "--resume" in a.option_strings]
+    help_text = " ".join(action.help.split())
+    for name in resume.RESUMABLE:
+        flag = f"--{name.replace('_', '-')}"
+        assert flag in help_text
+        assert any(flag in a.option_strings for a in train._actions), flag
+    assert "--log" in help_text and "--quiet" in help_text
 
 
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step"])

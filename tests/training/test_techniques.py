@@ -96,7 +96,7 @@ class _Watch(Callback):
         self.norms, self.weights = [], []
 
     def on_step(self, trainer):
-        model = trainer.engine.module()
+        model = trainer.model()
         with torch.no_grad():
             self.norms.append(max(float(m.weight.norm(dim=1).max()) for m in model.linears()))
             self.weights.append({k: v.double().clone() for k, v in model.state_dict().items()})

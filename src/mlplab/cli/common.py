@@ -99,7 +99,8 @@ def config_from_args(args):
     config = TrainConfig.from_dict(values, source)
     if config.dataset not in REGISTRY:
         raise ConfigError(
-            f"dataset: unknown {config.dataset!r}; choose one of: {', '.join(REGISTRY)}"
+            f"dataset: unknown {config.dataset!r}; choose one of: {', '.join(REGISTRY)}",
+            field="dataset",
         )
     return config
 

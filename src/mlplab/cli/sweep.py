@@ -1,4 +1,6 @@
-"""mlplab sweep: a hyperparameter search on Optuna; mlplab sweep show: what a study holds."""
+"""mlplab sweep run: a hyperparameter search on Optuna; mlplab sweep show: what a study holds.
+
+`mlplab sweep SPACE.toml ...` is short for `mlplab sweep run SPACE.toml ...`."""
 
 from __future__ import annotations
 
@@ -11,38 +13,99 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlplab.cli.common import DATA_DIR_HELP, data_dir, without_flag
+from mlplab.cli.common import DATA_DIR_HELP, Parser, data_dir, without_flag
 from mlplab.errors import ConfigError
 
-SWEEP_ONLY = ("trials", "timeout", "workers", "sampler", "pruner", "seed", "final")
+ACTIONS = ("run", "show")
+SHOW_USAGE = "STUDY_DIR|--storage URL --study NAME [--out DIR] [--json]"
+SHORTHAND = (
+    "`mlplab sweep SPACE.toml ...` is the same as `mlplab sweep run SPACE.toml ...`; a space "
+    "file named run or show is `mlplab sweep run show` or `mlplab sweep ./show`."
+)
+
+
+def _with_action(args: list[str]) -> list[str]:
+    """The words after `mlplab sweep`, with `run` put first where they name no action."""
+    if args and args[0] not in (*ACTIONS, "-h", "--help"):
+        return ["run", *args]
+    return args
+
+
+class _SweepParser(Parser):
+    """The `mlplab sweep` parser: `run` put first by _with_action, then argparse as usual."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None:
+            args = _with_action(list(args))
+        return super().parse_known_args(args, namespace)
 
 
 def add_parsers(sub) -> None:
-    p = _sweep_parser(sub)
-    p.add_argument("space", metavar="SPACE.toml", help="the space file, or `show`")
-    p.add_argument("target", nargs="?", metavar="STUDY_DIR", help="with show: the sweep folder")
+    p = sub.add_parser(
+        "sweep",
+        help="search hyperparameters on Optuna, or show a study",
+        usage="%(prog)s run SPACE.toml [options]\n"
+        "   or: %(prog)s SPACE.toml [options]\n"
+        f"   or: %(prog)s show {SHOW_USAGE}",
+        description=f"Search hyperparameters on Optuna, or show what a study holds. {SHORTHAND}",
+    )
+    p.__class__ = _SweepParser  # add_parser builds a plain Parser; this adds only the shorthand
+    actions = p.add_subparsers(
+        dest="sweep_command", required=True, metavar="ACTION", parser_class=Parser, prog=p.prog
+    )
+    _add_run_parser(actions)
+    _add_show_parser(actions)
+
+
+def _add_run_parser(actions) -> None:
+    p = actions.add_parser(
+        "run",
+        help="train one run directory per trial; resume by running it again",
+        usage="%(prog)s SPACE.toml [--trials N] [--timeout SECONDS] [--workers K]\n"
+        "       [--sampler tpe|random|grid] [--pruner median|hyperband|none]\n"
+        "       [--storage URL] [--study NAME] [--out DIR] [--seed N] [--final] [--quiet]\n"
+        "       [--log tensorboard[=DIR]] [--log mlflow[=TRACKING_URI]] [--data-dir DIR]",
+        description="Train one run directory per trial, SWEEP_DIR/trials/NNNN-NAME/, chosen "
+        "by validation accuracy (the test split is never used); prune hopeless trials; resume "
+        "by running the same command again. SWEEP_DIR is OUT/sweep-STUDY/, with the study in "
+        "study.db unless --storage names a PostgreSQL server, which workers on other machines "
+        f"can share by running the same command. {SHORTHAND}",
+    )
+    p.add_argument("space", metavar="SPACE.toml", help="the space file")
     _add_search_options(p)
     _add_output_options(p)
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)  # set for children
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep_run)
 
 
-def _sweep_parser(sub):
-    return sub.add_parser(
-        "sweep",
-        help="search hyperparameters on Optuna, or show a study",
-        usage="mlplab sweep SPACE.toml [--trials N] [--timeout SECONDS] [--workers K]\n"
-        "       [--sampler tpe|random|grid] [--pruner median|hyperband|none]\n"
-        "       [--storage URL] [--study NAME] [--out DIR] [--seed N] [--final] [--quiet]\n"
-        "       [--log tensorboard[=DIR]] [--log mlflow[=TRACKING_URI]]\n"
-        "   or: mlplab sweep show STUDY_DIR|--storage URL --study NAME [--json]",
-        description="Train one run directory per trial, SWEEP_DIR/trials/NNNN-NAME/, chosen "
-        "by validation accuracy (the test split is never used); prune hopeless trials; resume "
-        "by running the same command again. SWEEP_DIR is OUT/sweep-STUDY/, with the study in "
-        "study.db unless --storage names a PostgreSQL server, which workers on other machines "
-        "can share by running the same command.",
+def _add_show_parser(actions) -> None:
+    p = actions.add_parser(
+        "show",
+        help="a study's trials best first, its pictures and an HTML page",
+        usage=f"%(prog)s {SHOW_USAGE}",
+        description="List a study's trials best first, the best as a ready `mlplab train` "
+        "command; draw Optuna's pictures into SWEEP_DIR/plots/ and write SWEEP_DIR/sweep.html. "
+        "Give the sweep folder, or --storage URL and --study NAME (SWEEP_DIR is then "
+        "OUT/sweep-STUDY/).",
+    )
+    p.add_argument("target", nargs="?", metavar="STUDY_DIR", help="the sweep folder")
+    _add_storage_option(p, "STUDY_DIR")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the one in STUDY_DIR)")
+    p.add_argument(
+        "--out", default="runs", help="with --storage: parent folder of SWEEP_DIR (default: runs)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON, draw nothing")
+    p.set_defaults(func=cmd_sweep_show)
+
+
+def _add_storage_option(p, folder: str) -> None:
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="sqlite:///FILE or postgresql://USER[:PASSWORD]@HOST:PORT/DB "
+        f"(default: {folder}/study.db)",
     )
 
 
@@ -65,12 +128,7 @@ def _add_search_options(p) -> None:
     )
     p.add_argument("--sampler", choices=("tpe", "random", "grid"), help="default: tpe")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), help="default: median")
-    p.add_argument(
-        "--storage",
-        metavar="URL",
-        help="sqlite:///FILE or postgresql://USER[:PASSWORD]@HOST:PORT/DB "
-        "(default: SWEEP_DIR/study.db)",
-    )
+    _add_storage_option(p, "SWEEP_DIR")
     p.add_argument("--study", metavar="NAME", help="study name (default: the space file's stem)")
     p.add_argument("--seed", type=int, help="the sampler's seed (worker i of K adds i)")
 
@@ -84,7 +142,6 @@ def _add_output_options(p) -> None:
         help="then retrain the best configuration on the whole training set and "
         "report its test accuracy, once",
     )
-    p.add_argument("--json", action="store_true", help="with show: print JSON, draw nothing")
     p.add_argument("--quiet", action="store_true", help="no line per trial")
     p.add_argument(
         "--log",
@@ -96,19 +153,18 @@ def _add_output_options(p) -> None:
     )
 
 
-def cmd_sweep(args) -> int:
+def _quiet_optuna() -> None:
+    """Optuna imported, or a one-line error naming the extra; its logging off, as we print
+    our own line per trial."""
     try:
         import optuna
     except ImportError:
         raise ConfigError("mlplab sweep needs Optuna: pip install 'mlplab[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we print our own line per trial
-    if args.space == "show":
-        return _show(args)
-    if args.target is not None:
-        raise ConfigError(f"{args.target}: unexpected; a sweep takes one SPACE.toml")
-    if args.json:
-        raise ConfigError("--json: only with `mlplab sweep show`")
+
+def cmd_sweep_run(args) -> int:
+    _quiet_optuna()
     plan = _plan(args)
     from mlplab.experiments.sweep import open_study, work
 
@@ -168,7 +224,8 @@ def _write_sweep_json(plan) -> None:
 def _run_workers(args, workers: int) -> int:
     """This same command, K times as worker processes that share the cores."""
     threads = max(1, (os.cpu_count() or 1) // workers)
-    argv = without_flag(args.argv, "--workers")
+    # `run` named before --workers goes, so `sweep --workers 2 show` stays a run of ./show.
+    argv = ["sweep", *without_flag(_with_action(args.argv[1:]), "--workers")]
     children = [
         subprocess.Popen(
             [
@@ -249,7 +306,8 @@ def _state_counts(study) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
-def _show(args) -> int:
+def cmd_sweep_show(args) -> int:
+    _quiet_optuna()
     from mlplab.experiments.sweep import best_config, load_study
     from mlplab.experiments.sweep_show import (
         format_table,
@@ -260,9 +318,6 @@ def _show(args) -> int:
     )
     from mlplab.experiments.sweep_storage import storage_url
 
-    given = [f"--{n}" for n in SWEEP_ONLY if getattr(args, n) not in (None, False)]
-    if given:
-        raise ConfigError(f"{given[0]}: not an option of `mlplab sweep show`")
     url, name, out = _show_source(args, storage_url)
     study = load_study(url, name)
     out = out or Path(args.out) / f"sweep-{study.study_name}"

@@ -19,6 +19,8 @@ from mlplab.cli.common import (
 
 
 def add_parsers(sub) -> None:
+    from mlplab.training import resume
+
     p = sub.add_parser(
         "train",
         help="train a model and write a run directory",
@@ -37,9 +39,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue a stopped run from its newest valid state, with its own config; "
-        "only --epochs, --iterations (to extend it), --eval-every, --checkpoint-every, "
-        "--threads, --device, --data-dir and --quiet may be given",
+        help=resume.help_text(also="--quiet"),
     )
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no per-evaluation lines or progress")
@@ -143,7 +143,15 @@ def _train(args, job) -> int:
 
 
 def _report(result, run_dir: Path) -> None:
-    """The final line and where the run is."""
+    """The final line and where the run is; and, for a finished run resumed, that it was."""
+    from mlplab.training.resume import already_finished
+
+    if already_finished(result):
+        print(
+            f"{run_dir}: the run was already finished at iteration {result.iterations}; "
+            "wrote what was missing of it",
+            file=sys.stderr,
+        )
     line = (
         f"Test accuracy: {result.test.accuracy:.2f}% (loss {result.test.loss:.4f}) "
         f"after {result.iterations} iterations in {result.seconds:.1f}s"

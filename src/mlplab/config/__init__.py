@@ -70,6 +70,9 @@ class TrainConfig:
     momentum: float = _field(0.0, "SGD momentum (constant, whatever the lr schedule)")
     nesterov: bool = _field(False, "Nesterov momentum (SGD)")
     weight_decay: float = _field(0.0, "weight decay (L2 for SGD and Adam, decoupled for AdamW)")
+    beta1: float = _field(0.9, "Adam's decay of its running mean of the gradients")
+    beta2: float = _field(0.999, "Adam's decay of its running mean of the squared gradients")
+    eps: float = _field(1e-8, "Adam's term added to the denominator, after bias correction")
     label_smoothing: float = _field(0.0, "label smoothing for the cross-entropy")
     max_norm: float | None = _field(
         None,
@@ -102,6 +105,9 @@ class TrainConfig:
         choices=ENGINES,
     )
     batch_size: int = _field(512, "training batch size")
+    shuffle: bool = _field(
+        True, "draw each epoch's batches in a new random order (false: in the data's order)"
+    )
     augment: str = _field(
         "none",
         "random jitter of each training batch, made on the device: shift (up to 2 px each "
@@ -154,7 +160,7 @@ class TrainConfig:
         for check in checks:
             problem = check(self)
             if problem:
-                raise ConfigError(problem)
+                raise problem
 
     @property
     def model_spec(self) -> str:
@@ -226,7 +232,9 @@ def _check_types(config: TrainConfig) -> None:
         value = getattr(config, f.name)
         if typing.get_origin(hints[f.name]) is tuple:  # tuple[str, ...]
             if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
-                raise ConfigError(f"{f.name}: must be a list of strings, got {value!r}")
+                raise ConfigError(
+                    f"{f.name}: must be a list of strings, got {value!r}", field=f.name
+                )
             continue
         allowed = typing.get_args(hints[f.name]) or (hints[f.name],)
         if value is None and type(None) in allowed:
@@ -240,21 +248,26 @@ def _check_types(config: TrainConfig) -> None:
         )
         if not ok:
             kind = " or ".join(t.__name__ for t in allowed if t is not type(None))
-            raise ConfigError(f"{f.name}: must be {kind}, got {value!r}")
+            raise ConfigError(f"{f.name}: must be {kind}, got {value!r}", field=f.name)
 
 
-def _check_choices(config: TrainConfig) -> str | None:
+def _check_choices(config: TrainConfig) -> ConfigError | None:
     """Every field with a fixed set of values holds one of them."""
     if config.preset is not None and config.model is not None:
-        return "preset: give preset or model, not both"
+        return ConfigError("preset: give preset or model, not both", field="preset")
     if config.preset is not None and config.preset not in PRESETS:
-        return f"preset: unknown {config.preset!r}; choose one of: {', '.join(PRESETS)}"
+        return ConfigError(
+            f"preset: unknown {config.preset!r}; choose one of: {', '.join(PRESETS)}",
+            field="preset",
+        )
     if not config.dataset:
-        return "dataset: must be a name"
+        return ConfigError("dataset: must be a name", field="dataset")
     for f in dataclasses.fields(config):
         choices, value = f.metadata.get("choices"), getattr(config, f.name)
         if choices and f.name not in ("dataset", "preset") and value not in choices:
-            return f"{f.name}: must be one of {', '.join(choices)}, got {value!r}"
+            return ConfigError(
+                f"{f.name}: must be one of {', '.join(choices)}, got {value!r}", field=f.name
+            )
     return None
 
 
@@ -263,6 +276,9 @@ _RANGES = {
     "lr": (lambda v: v > 0, "must be positive"),
     "momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "beta1": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "eps": (lambda v: v > 0, "must be positive"),
     "label_smoothing": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "max_norm": (lambda v: v > 0, "must be positive"),
     "ema": (lambda v: 0 < v < 1, "must be in (0, 1)"),
@@ -285,59 +301,68 @@ MAX_THREADS = 1024  # torch accepts 100000 and then starts that many threads
 _INT64 = 1 << 63  # TOML integers are unbounded in Python; torch's are int64
 
 
-def _check_ranges(config: TrainConfig) -> str | None:
+def _check_ranges(config: TrainConfig) -> ConfigError | None:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            return f"{f.name}: must be finite, got {value}"
+            return ConfigError(f"{f.name}: must be finite, got {value}", field=f.name)
         if isinstance(value, int) and not -_INT64 < value < _INT64:
-            return f"{f.name}: must fit in 64 bits, got {value}"
+            return ConfigError(f"{f.name}: must fit in 64 bits, got {value}", field=f.name)
     for name, (holds, must) in _RANGES.items():
         value = getattr(config, name)
         if value is not None and not holds(value):
-            return f"{name}: {must}, got {value}"
+            return ConfigError(f"{name}: {must}, got {value}", field=name)
     if config.threads is not None and config.threads > MAX_THREADS:
-        return f"threads: must be at most {MAX_THREADS}, got {config.threads}"
-    return None
-
-
-def _check_model(config: TrainConfig) -> str | None:
-    """The spec and init parse; a registered dataset's shapes fit the spec."""
-    try:
-        spec = parse_spec(config.model_spec)
-    except MlplabError as e:
-        return f"model: {e}"
-    try:
-        parse_init(config.init)
-    except MlplabError as e:
-        return f"init: {e}"
-    info = REGISTRY.get(config.dataset)
-    if info is None:  # in-memory data: the trainer checks the spec against it
-        return None
-    if spec.sizes[0] != info.num_features:
-        return f"model: the input size must be {info.num_features} (28x28), got {spec.sizes[0]}"
-    if spec.sizes[-1] != info.num_classes:
-        return (
-            f"model: the output size must be {info.num_classes} for {config.dataset}, "
-            f"got {spec.sizes[-1]}"
+        return ConfigError(
+            f"threads: must be at most {MAX_THREADS}, got {config.threads}", field="threads"
         )
     return None
 
 
-def _check_log(config: TrainConfig) -> str | None:
+def _check_model(config: TrainConfig) -> ConfigError | None:
+    """The spec and init parse; a registered dataset's shapes fit the spec."""
     try:
-        parse_logs(config.log)
+        spec = parse_spec(config.model_spec)
     except MlplabError as e:
-        return str(e)
+        return ConfigError(f"model: {e}", field="model")
+    try:
+        parse_init(config.init)
+    except MlplabError as e:
+        return ConfigError(f"init: {e}", field="init")
+    info = REGISTRY.get(config.dataset)
+    if info is None:  # in-memory data: the trainer checks the spec against it
+        return None
+    if spec.sizes[0] != info.num_features:
+        return ConfigError(
+            f"model: the input size must be {info.num_features} (28x28), got {spec.sizes[0]}",
+            field="model",
+        )
+    if spec.sizes[-1] != info.num_classes:
+        return ConfigError(
+            f"model: the output size must be {info.num_classes} for {config.dataset}, "
+            f"got {spec.sizes[-1]}",
+            field="model",
+        )
     return None
 
 
-def _check_combinations(config: TrainConfig) -> str | None:
+def _check_log(config: TrainConfig) -> ConfigError | None:
+    try:
+        parse_logs(config.log)
+    except ConfigError as e:
+        return e
+    return None
+
+
+def _check_combinations(config: TrainConfig) -> ConfigError | None:
     """Fields that only make sense together."""
     if config.nesterov and not (config.optimizer == "sgd" and config.momentum > 0):
-        return "nesterov: needs optimizer sgd with momentum > 0"
+        return ConfigError("nesterov: needs optimizer sgd with momentum > 0", field="nesterov")
     if config.patience and not config.val_size:
-        return "patience: early stopping watches the validation split; set val_size too"
+        return ConfigError(
+            "patience: early stopping watches the validation split; set val_size too",
+            field="patience",
+        )
     if config.label_smoothing and config.loss != "cross_entropy":
-        return "label_smoothing: needs loss cross_entropy"
+        return ConfigError("label_smoothing: needs loss cross_entropy", field="label_smoothing")
     return None

@@ -33,10 +33,13 @@ def parse_log(text: str) -> LogTarget:
     kind = kind.strip()
     if kind not in KINDS:
         raise ConfigError(
-            f"log: unknown target {kind!r}; use tensorboard[=DIR] or mlflow[=TRACKING_URI]"
+            f"log: unknown target {kind!r}; use tensorboard[=DIR] or mlflow[=TRACKING_URI]",
+            field="log",
         )
     if sep and not where.strip():
-        raise ConfigError(f"log: {kind}= needs a {'folder' if kind == 'tensorboard' else 'URI'}")
+        raise ConfigError(
+            f"log: {kind}= needs a {'folder' if kind == 'tensorboard' else 'URI'}", field="log"
+        )
     return LogTarget(kind, where.strip() or None)
 
 
@@ -46,7 +49,9 @@ def parse_logs(values: tuple[str, ...] | list[str]) -> tuple[LogTarget, ...]:
     kinds = [t.kind for t in targets]
     for kind in KINDS:
         if kinds.count(kind) > 1:
-            raise ConfigError(f"log: {kind} is given {kinds.count(kind)} times; give it once")
+            raise ConfigError(
+                f"log: {kind} is given {kinds.count(kind)} times; give it once", field="log"
+            )
     return targets
 
 

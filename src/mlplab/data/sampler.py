@@ -41,7 +41,7 @@ class BatchSampler:
         if size < 1:
             raise DataError(f"cannot sample batches from {size} samples")
         if not 0 <= rank < world_size:
-            raise ConfigError(f"rank: must be in [0, {world_size}), got {rank}")
+            raise ConfigError(f"rank: must be in [0, {world_size}), got {rank}", field="rank")
         self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
@@ -110,7 +110,8 @@ class BatchSampler:
         for key in ("size", "batch_size"):
             if int(state[key]) != getattr(self, key):
                 raise ConfigError(
-                    f"{key}: the saved sampler has {state[key]}, this one {getattr(self, key)}"
+                    f"{key}: the saved sampler has {state[key]}, this one {getattr(self, key)}",
+                    field=key,
                 )
         self.generator.set_state(state["generator"].cpu())
         self._epoch_state = self.generator.get_state()

@@ -78,7 +78,9 @@ def load_recipe(name: str) -> Recipe:
     """The shipped recipe called `name`; ConfigError listing the known ones if none is."""
     known = names()
     if name not in known:
-        raise ConfigError(f"recipe: unknown {name!r}; choose one of: {', '.join(known)}")
+        raise ConfigError(
+            f"recipe: unknown {name!r}; choose one of: {', '.join(known)}", field="recipe"
+        )
     text = _folder().joinpath(f"{name}.toml").read_text("utf-8")
     values = tomllib.loads(text)
     meta = values.get("recipe", {})
@@ -94,7 +96,9 @@ def load_recipe(name: str) -> Recipe:
 def _measurement(m: dict[str, Any]) -> Measurement:
     accuracies = tuple(float(a) for a in m["test_accuracy"])
     if len(accuracies) != len(m["seeds"]) or not all(map(math.isfinite, accuracies)):
-        raise ConfigError("recipe: each measured seed needs one finite test accuracy")
+        raise ConfigError(
+            "recipe: each measured seed needs one finite test accuracy", field="recipe"
+        )
     return Measurement(
         seeds=tuple(m["seeds"]),
         test_accuracy=accuracies,

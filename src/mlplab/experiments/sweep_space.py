@@ -150,12 +150,16 @@ def read_space(path: str | Path) -> SweepSpace:
 def _fixed(values: dict[str, Any]) -> dict[str, Any]:
     for name in values:
         if name not in _FIELDS:
-            raise ConfigError(f"{name}: not a TrainConfig field")
+            raise ConfigError(f"{name}: not a TrainConfig field", field=name)
         if name == "out":
-            raise ConfigError("out: trials go under SWEEP_DIR/trials; give --out to the command")
+            raise ConfigError(
+                "out: trials go under SWEEP_DIR/trials; give --out to the command", field="out"
+            )
     fixed = {"val_size": DEFAULT_VAL_SIZE, **values}
     if not fixed["val_size"]:
-        raise ConfigError("val_size: a sweep chooses by validation accuracy; must be positive")
+        raise ConfigError(
+            "val_size: a sweep chooses by validation accuracy; must be positive", field="val_size"
+        )
     return fixed
 
 
@@ -176,16 +180,21 @@ def _settings(values: Any) -> dict[str, int]:
 def _param(name: str, spec: Any) -> Param:
     key = f"space.{name}"
     if name not in _FIELDS:
-        raise ConfigError(f"{key}: not a TrainConfig field")
+        raise ConfigError(f"{key}: not a TrainConfig field", field=key)
     if name in NOT_SWEPT:
-        raise ConfigError(f"{key}: cannot be swept (it says where a trial runs, not what)")
+        raise ConfigError(
+            f"{key}: cannot be swept (it says where a trial runs, not what)", field=key
+        )
     if not isinstance(spec, dict):
         raise ConfigError(
-            f"{key}: must be a table, e.g. {{ low = 1e-4, high = 1e-2 }} or {{ choices = [...] }}"
+            f"{key}: must be a table, e.g. {{ low = 1e-4, high = 1e-2 }} or {{ choices = [...] }}",
+            field=key,
         )
     unknown = sorted(set(spec) - {*RANGE_KEYS, "choices"})
     if unknown:
-        raise ConfigError(f"{key}: unknown key {unknown[0]!r}; use low, high, log, step or choices")
+        raise ConfigError(
+            f"{key}: unknown key {unknown[0]!r}; use low, high, log, step or choices", field=key
+        )
     if "choices" in spec:
         return _choices(key, name, spec)
     return _range(key, name, spec)
@@ -194,36 +203,38 @@ def _param(name: str, spec: Any) -> Param:
 def _choices(key: str, name: str, spec: dict) -> Param:
     choices = spec["choices"]
     if set(spec) != {"choices"}:
-        raise ConfigError(f"{key}: give choices or a range (low, high), not both")
+        raise ConfigError(f"{key}: give choices or a range (low, high), not both", field=key)
     if not isinstance(choices, list) or not choices:
-        raise ConfigError(f"{key}: choices must be a non-empty list")
+        raise ConfigError(f"{key}: choices must be a non-empty list", field=key)
     if any(isinstance(c, dict | list) for c in choices):
-        raise ConfigError(f"{key}: choices must be numbers, strings or booleans")
+        raise ConfigError(f"{key}: choices must be numbers, strings or booleans", field=key)
     if len(set(map(repr, choices))) != len(choices):
-        raise ConfigError(f"{key}: choices repeat a value")
+        raise ConfigError(f"{key}: choices repeat a value", field=key)
     return Param(name, "categorical", choices=tuple(choices))
 
 
 def _range(key: str, name: str, spec: dict) -> Param:
     kind = _base_type(name)
     if kind not in (int, float):
-        raise ConfigError(f"{key}: a {kind.__name__} field takes choices, not a range")
+        raise ConfigError(f"{key}: a {kind.__name__} field takes choices, not a range", field=key)
     if "low" not in spec or "high" not in spec:
-        raise ConfigError(f"{key}: a range needs both low and high")
+        raise ConfigError(f"{key}: a range needs both low and high", field=key)
     low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
     for what, value in (("low", low), ("high", high), ("step", step)):
         if value is not None and not _is_number(value):
-            raise ConfigError(f"{key}: {what} must be a number, got {value!r}")
+            raise ConfigError(f"{key}: {what} must be a number, got {value!r}", field=key)
         if kind is int and value is not None and not isinstance(value, int):
-            raise ConfigError(f"{key}: {name} is an int field; {what} must be a whole number")
+            raise ConfigError(
+                f"{key}: {name} is an int field; {what} must be a whole number", field=key
+            )
     if not isinstance(log, bool):
-        raise ConfigError(f"{key}: log must be true or false, got {log!r}")
+        raise ConfigError(f"{key}: log must be true or false, got {log!r}", field=key)
     if not low < high:
-        raise ConfigError(f"{key}: low must be below high, got low={low}, high={high}")
+        raise ConfigError(f"{key}: low must be below high, got low={low}, high={high}", field=key)
     if log and low <= 0:
-        raise ConfigError(f"{key}: a log range needs low > 0, got {low}")
+        raise ConfigError(f"{key}: a log range needs low > 0, got {low}", field=key)
     if step is not None and (log or step <= 0):
-        raise ConfigError(f"{key}: step must be positive, and not with log")
+        raise ConfigError(f"{key}: step must be positive, and not with log", field=key)
     return Param(name, kind.__name__, low, high, log, step)
 
 

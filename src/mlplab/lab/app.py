@@ -67,11 +67,11 @@ SEND_TIMEOUT = 30
 
 
 def error_response(e: Exception) -> JSONResponse:
-    """A one-line error, with the field it names (`lr: must be positive` -> lr)."""
+    """A one-line error, with the setting it is about (ConfigError.field) for the page to mark."""
     if isinstance(e, Busy):
         return JSONResponse({"error": str(e)}, status_code=503, headers={"Retry-After": "1"})
     status = e.status if isinstance(e, BadInput) else 400
-    return JSONResponse({"error": str(e), "field": views.field_of(str(e))}, status_code=status)
+    return JSONResponse({"error": str(e), "field": views.field_of(e)}, status_code=status)
 
 
 async def read_json(request: Request) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def create_app(session: LabSession, port: int, loopback: bool = True, limits=Non
     _add_run_routes(app, session)
     _add_experiment_routes(app, session)
     _add_inside_routes(app, session)
-    app.add_middleware(BodyLimit, limit=limits.max_body, drain_limit=limits.drain_limit)
+    app.add_middleware(BodyLimit, limit=limits.max_body)
     app.add_middleware(TimeLimitButStream, seconds=limits.timeout)
     app.add_middleware(SameOrigin, port=port, loopback=loopback)
     return app
@@ -150,7 +150,9 @@ def _add_run_routes(app: FastAPI, session: LabSession) -> None:
         doc = await read_json(request)
         action = doc.get("action")
         if action not in ("play", "pause", "step", "reset"):
-            raise BadInput(422, f"action: must be play, pause, step or reset, got {action!r}")
+            raise BadInput(
+                422, f"action: must be play, pause, step or reset, got {action!r}", field="action"
+            )
         session.send(action)
         return {"ok": True, "action": action}
 
@@ -206,7 +208,9 @@ def _add_experiment_routes(app: FastAPI, session: LabSession) -> None:
     async def watch(request: Request):
         doc = await read_json(request)
         if doc.get("snapshot") is not True:
-            raise BadInput(422, "snapshot: must be true (a page that shows the weights asks)")
+            raise BadInput(
+                422, "snapshot: must be true (a page that shows the weights asks)", field="snapshot"
+            )
         session.watch_snapshots()
         return {"ok": True}
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlplab.errors import MlplabError
+from mlplab.errors import ConfigError
 from mlplab.nn.model import MLP
 
 
@@ -119,7 +119,9 @@ def gradient_check(model: MLP, x: torch.Tensor, label: int) -> dict[str, Any]:
     if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
         label = int(label)  # a label as a dataset holds it
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
-        raise MlplabError(f"label: must be a class from 0 to {classes - 1}, got {label!r}")
+        raise ConfigError(
+            f"label: must be a class from 0 to {classes - 1}, got {label!r}", field="label"
+        )
     model64 = copy.deepcopy(model).to(torch.float64).cpu().eval()
     x64 = x.detach().to(torch.float64).cpu()
     hand = hand_gradients(model64, x64, label)

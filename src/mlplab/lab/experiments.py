@@ -93,25 +93,25 @@ def from_doc(doc: Any) -> Experiment:
     """An experiment from its JSON document, every field checked; a ConfigError names the
     first thing wrong. Each run's config is validated too (against the default job)."""
     if not isinstance(doc, dict):
-        raise ConfigError("experiment: must be a JSON object")
+        raise ConfigError("experiment: must be a JSON object", field="experiment")
     unknown = sorted(set(doc) - {"name", "title", "axis", "base", "runs"})
     if unknown:
-        raise ConfigError(f"experiment: unknown field {unknown[0]!r}")
+        raise ConfigError(f"experiment: unknown field {unknown[0]!r}", field="experiment")
     base, runs = doc.get("base", {}), doc.get("runs")
     if not isinstance(base, dict):
-        raise ConfigError("base: must be an object of config fields")
+        raise ConfigError("base: must be an object of config fields", field="base")
     if not isinstance(runs, list) or not 1 <= len(runs) <= MAX_RUNS:
-        raise ConfigError(f"runs: must be a list of 1 to {MAX_RUNS} runs")
+        raise ConfigError(f"runs: must be a list of 1 to {MAX_RUNS} runs", field="runs")
     _no_lab_fields(base, "base")
     parsed = tuple(_run(i, r) for i, r in enumerate(runs))
     title, axis = doc.get("title", "experiment"), doc.get("axis", "iteration")
     name = doc.get("name", "")
     if not isinstance(title, str) or not 0 < len(title) <= MAX_LABEL:
-        raise ConfigError(f"title: must be text of 1 to {MAX_LABEL} characters")
+        raise ConfigError(f"title: must be text of 1 to {MAX_LABEL} characters", field="title")
     if axis not in AXES:
-        raise ConfigError(f"axis: must be one of {', '.join(AXES)}, got {axis!r}")
+        raise ConfigError(f"axis: must be one of {', '.join(AXES)}, got {axis!r}", field="axis")
     if not isinstance(name, str) or (name and name not in BUILTIN):
-        raise ConfigError(f"name: no built-in experiment is called {name!r}")
+        raise ConfigError(f"name: no built-in experiment is called {name!r}", field="name")
     builtin = BUILTIN.get(name)
     experiment = Experiment(
         name=name,
@@ -151,20 +151,26 @@ def from_link(query: str) -> Experiment:
     if key == "experiment":
         return builtin(value)
     if key != "runs":
-        raise ConfigError("link: must be experiment=NAME or runs=... (from a lab's address bar)")
+        raise ConfigError(
+            "link: must be experiment=NAME or runs=... (from a lab's address bar)", field="link"
+        )
     if len(value) > MAX_LINK:
-        raise ConfigError(f"runs: the link is longer than {MAX_LINK} characters")
+        raise ConfigError(f"runs: the link is longer than {MAX_LINK} characters", field="runs")
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         doc = json.loads(text)
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
-        raise ConfigError("runs: not an experiment (the link was cut short or changed?)") from None
+        raise ConfigError(
+            "runs: not an experiment (the link was cut short or changed?)", field="runs"
+        ) from None
     return from_doc(doc)
 
 
 def builtin(name: str) -> Experiment:
     if name not in BUILTIN:
-        raise ConfigError(f"experiment: unknown {name!r}; choose one of: {', '.join(BUILTIN)}")
+        raise ConfigError(
+            f"experiment: unknown {name!r}; choose one of: {', '.join(BUILTIN)}", field="experiment"
+        )
     return BUILTIN[name]
 
 
@@ -178,9 +184,11 @@ def vary(config: TrainConfig, setting: str, value: Any) -> tuple[str, dict[str, 
     if setting in SPEC_SETTINGS:
         return f"{setting}: {value}", {"model": _respec(config, setting, value), "preset": None}
     if setting in LAB_OWNED:
-        raise ConfigError(f"{setting}: the lab's own setting, the same for every run")
+        raise ConfigError(
+            f"{setting}: the lab's own setting, the same for every run", field=setting
+        )
     if setting not in config.to_dict():
-        raise ConfigError(f"{setting}: not a setting a run can vary")
+        raise ConfigError(f"{setting}: not a setting a run can vary", field=setting)
     changes = {setting: value}
     if setting == "model":
         changes["preset"] = None
@@ -196,7 +204,9 @@ def _respec(config: TrainConfig, setting: str, value: Any) -> str:
         text = str(value).strip()
         parts = text.split("-") if text else []
         if not all(p.isdigit() for p in parts):
-            raise ConfigError(f"hidden: must be sizes such as 100-100, got {value!r}")
+            raise ConfigError(
+                f"hidden: must be sizes such as 100-100, got {value!r}", field="hidden"
+            )
         sizes = [sizes[0], *(int(p) for p in parts), sizes[-1]]
     options = [str(value) if setting == "activation" else spec.activation]
     dropout = value if setting == "dropout" else spec.dropout
@@ -210,7 +220,7 @@ def _respec(config: TrainConfig, setting: str, value: Any) -> str:
     try:
         parse_spec(model)
     except MlplabError as e:
-        raise ConfigError(f"{setting}: {e}") from None
+        raise ConfigError(f"{setting}: {e}", field=setting) from None
     return model
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from mlplab.errors import MlplabError
+from mlplab.errors import ConfigError
 from mlplab.lab.snapshot import tile_values
 from mlplab.nn.model import MLP
 
@@ -48,10 +48,12 @@ def unit_weights(model: MLP, layer: int, unit: int) -> dict[str, Any]:
     """The incoming weights and bias of `unit` in linear layer `layer` (1-based, fc1 first)."""
     linears = model.linears()
     if not 1 <= layer <= len(linears):
-        raise MlplabError(f"layer: must be 1 to {len(linears)}, got {layer}")
+        raise ConfigError(f"layer: must be 1 to {len(linears)}, got {layer}", field="layer")
     fc = linears[layer - 1]
     if not 0 <= unit < fc.weight.shape[0]:
-        raise MlplabError(f"unit: fc{layer} has units 0 to {fc.weight.shape[0] - 1}, got {unit}")
+        raise ConfigError(
+            f"unit: fc{layer} has units 0 to {fc.weight.shape[0] - 1}, got {unit}", field="unit"
+        )
     w = fc.weight[unit].detach().float().cpu()
     order = w.abs().argsort(descending=True)[:STRONGEST]
     return {

@@ -37,9 +37,9 @@ from mlplab.lab.experiments import LAB_OWNED, MAX_RUNS, Experiment, Run, vary
 from mlplab.lab.live import LiveRun
 from mlplab.lab.runs import LabRun, describe_spec
 from mlplab.lab.snapshot import snapshot
-from mlplab.runner import resume_with
 from mlplab.training.device import torch_threads
-from mlplab.training.engines import linear_grads, resolve_engine
+from mlplab.training.engines import resolve_engine
+from mlplab.training.resume import resume_with
 from mlplab.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ class LabSession:
     def _set_lr(self, lr: Any, future: concurrent.futures.Future) -> None:
         try:
             if self.focus is None:
-                raise MlplabError("lr: there is no run to change yet")
+                raise ConfigError("lr: there is no run to change yet", field="lr")
             future.set_result(self.focus.trainer.set_lr(lr))
         except MlplabError as e:
             future.set_exception(e)
@@ -343,7 +343,7 @@ class LabSession:
         for run in self.runs:
             if run.id == run_id:
                 return run
-        raise ConfigError(f"run: no run {run_id!r} in this experiment")
+        raise ConfigError(f"run: no run {run_id!r} in this experiment", field="run")
 
     def _set_focus(self, run: LabRun) -> None:
         for other in self.runs:
@@ -441,7 +441,7 @@ class LabSession:
         runs = list(self.experiment.runs)
         if command[0] == "vary":
             if len(self.runs) >= MAX_RUNS:
-                raise ConfigError(f"runs: an experiment has at most {MAX_RUNS} runs")
+                raise ConfigError(f"runs: an experiment has at most {MAX_RUNS} runs", field="runs")
             index = self.runs.index(self.focus)
             label, fields = vary(self.focus.trainer.config, command[1], command[2])
             fields = {**runs[index].fields, **fields}
@@ -452,7 +452,7 @@ class LabSession:
         else:
             run = self._run(command[1])
             if len(self.runs) == 1:
-                raise ConfigError("run: the experiment's last run cannot be removed")
+                raise ConfigError("run: the experiment's last run cannot be removed", field="run")
             run.pause()
             index = self.runs.index(run)
             del self.runs[index], runs[index]
@@ -527,9 +527,9 @@ class LabSession:
             return
         trainer = run.trainer
         if now < self._snapshots_until or not self._wants_steps():  # paused: one is cheap
-            model = trainer.engine.module()
+            model = trainer.model()
             n = len(model.linears())
-            grads = linear_grads(trainer.engine) if run.stepped else [None] * n
+            grads = trainer.last_grads() if run.stepped else [None] * n
             source = trainer.test_split if trainer.test_split is not None else trainer.train_split
             data = snapshot(model, grads, trainer.norm.apply(source.x[:PROBE]))
             self.live.publish(

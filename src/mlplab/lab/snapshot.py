@@ -68,7 +68,7 @@ def snapshot(model: MLP, grads: list[torch.Tensor | None], probe: torch.Tensor) 
 
     Args:
         model: the network being trained.
-        grads: the last step's weight gradient of each linear layer (linear_grads).
+        grads: the last step's weight gradient of each linear layer (Trainer.last_grads).
         probe: a fixed batch of normalised inputs; a hidden unit is dead when its ReLU
             gives 0 for every one of them.
     """

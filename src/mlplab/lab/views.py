@@ -11,7 +11,6 @@ import binascii
 import concurrent.futures
 import dataclasses
 import json
-import re
 import typing
 from typing import Any
 
@@ -46,10 +45,10 @@ NAMES = FIELDS | {
 MAX_PNG = 4 * 1024 * 1024
 
 
-def field_of(message: str) -> str | None:
-    """The field an error message names first ('lr: must be positive' -> 'lr')."""
-    match = re.match(r"([a-z_]+):", message)
-    return match.group(1) if match and match.group(1) in NAMES else None
+def field_of(error: Exception) -> str | None:
+    """The setting an error is about, when the page has an input for it."""
+    field = getattr(error, "field", None)
+    return field if field in NAMES else None
 
 
 def choices() -> dict[str, Any]:
@@ -76,14 +75,14 @@ def spec_of(text: str) -> dict[str, Any]:
     try:
         return describe_spec(parse_spec(text))
     except MlplabError as e:
-        raise ConfigError(f"model: {e}") from None
+        raise ConfigError(f"model: {e}", field="model") from None
 
 
 def config_of(session: LabSession, doc: dict[str, Any]) -> TrainConfig:
     """A build request's fields -> a validated TrainConfig (the default job under them)."""
     for name in doc:
         if name in LAB_SETS:
-            raise ConfigError(f"{name}: set by the lab's command line, not the page")
+            raise ConfigError(f"{name}: set by the lab's command line, not the page", field=name)
     # JSON from a page writes 1.0 as 1; the CLI reads a float flag as a float, so its
     # messages say -1.0: the page's say the same
     fields = {k: float(v) if k in FLOATS and type(v) is int else v for k, v in doc.items()}
@@ -111,12 +110,12 @@ def experiment_of(doc: dict[str, Any]) -> experiments.Experiment:
     if "experiment" in doc:
         name = doc["experiment"]
         if not isinstance(name, str):
-            raise ConfigError(f"experiment: must be a name, got {name!r}")
+            raise ConfigError(f"experiment: must be a name, got {name!r}", field="experiment")
         return experiments.builtin(name)
     if "link" in doc:
         link = doc["link"]
         if not isinstance(link, str):
-            raise ConfigError(f"link: must be text, got {link!r}")
+            raise ConfigError(f"link: must be text, got {link!r}", field="link")
         return experiments.from_link(link)
     if "doc" in doc:
         return experiments.from_doc(doc["doc"])
@@ -127,7 +126,7 @@ def varied(session: LabSession, doc: dict[str, Any]) -> tuple[str, Any]:
     """A "vary one setting" request's (setting, value), checked against the focused run."""
     setting, value = doc.get("setting"), doc.get("value")
     if not isinstance(setting, str):
-        raise ConfigError(f"setting: must be a setting's name, got {setting!r}")
+        raise ConfigError(f"setting: must be a setting's name, got {setting!r}", field="setting")
     trainer = session.trainer
     if trainer is None:
         raise MlplabError("there is no run to vary yet")
@@ -142,20 +141,22 @@ def run_id(session: LabSession, doc: dict[str, Any]) -> int:
     run = doc.get("run")
     ids = [r.id for r in session.runs]
     if isinstance(run, bool) or run not in ids:
-        raise ConfigError(f"run: must be one of the experiment's runs {ids}, got {run!r}")
+        raise ConfigError(
+            f"run: must be one of the experiment's runs {ids}, got {run!r}", field="run"
+        )
     return run
 
 
 def positive_int(doc: dict[str, Any], name: str) -> int:
     value = doc.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name}: must be a positive integer, got {value!r}", field=name)
     return value
 
 
 def set_lr(session: LabSession, lr: Any) -> concurrent.futures.Future:
     if isinstance(lr, bool) or not isinstance(lr, int | float):
-        raise ConfigError(f"lr: must be a number, got {lr!r}")
+        raise ConfigError(f"lr: must be a number, got {lr!r}", field="lr")
     future: concurrent.futures.Future = concurrent.futures.Future()
     session.send("lr", lr, future)
     return future
@@ -167,7 +168,9 @@ def input_of(doc: dict[str, Any]) -> dict[str, Any]:
     if "test_index" in doc:
         index = doc["test_index"]
         if isinstance(index, bool) or not isinstance(index, int):
-            raise BadInput(422, f"test_index: must be an integer, got {index!r}")
+            raise BadInput(
+                422, f"test_index: must be an integer, got {index!r}", field="test_index"
+            )
         return {"test_index": index}
     if "pixels" in doc:
         images, _ = parse_pixels(json.dumps({"pixels": doc["pixels"]}).encode())
@@ -181,11 +184,11 @@ def _drawing(text: Any) -> np.ndarray:
     from mlplab.use.predict import ImageError, preprocess
 
     if not isinstance(text, str) or len(text) > MAX_PNG:
-        raise BadInput(422, "png: must be a base64 string of at most 4 MiB")
+        raise BadInput(422, "png: must be a base64 string of at most 4 MiB", field="png")
     try:
         data = base64.b64decode(text.split(",", 1)[-1], validate=True)
     except (binascii.Error, ValueError):
-        raise BadInput(422, "png: not valid base64") from None
+        raise BadInput(422, "png: not valid base64", field="png") from None
     try:
         return preprocess(data, "png")
     except ImageError as e:
@@ -205,7 +208,9 @@ def _resolve(trainer: Trainer, given: dict[str, Any]) -> tuple[torch.Tensor, int
         return torch.as_tensor(given["pixels"], dtype=torch.float32), None
     split, index = _test_split(trainer), given["test_index"]
     if not 0 <= index < len(split):
-        raise MlplabError(f"test_index: must be 0 to {len(split) - 1}, got {index}")
+        raise ConfigError(
+            f"test_index: must be 0 to {len(split) - 1}, got {index}", field="test_index"
+        )
     return split.x[index].float().cpu() / 255.0, int(split.y[index])
 
 
@@ -268,7 +273,9 @@ def confusion_cell(trainer: Trainer, true: int, pred: int, limit: int) -> dict[s
 def test_image(trainer: Trainer, index: int) -> dict[str, Any]:
     split = _test_split(trainer)
     if not 0 <= index < len(split):
-        raise MlplabError(f"test_index: must be 0 to {len(split) - 1}, got {index}")
+        raise ConfigError(
+            f"test_index: must be 0 to {len(split) - 1}, got {index}", field="test_index"
+        )
     image = split.x[index].cpu().numpy().astype(np.uint8)
     return {
         "index": index,

@@ -67,7 +67,9 @@ def make_normalization(
     if mode == "none":
         return Normalization(0.0, 1.0)
     if mode != "dataset":
-        raise ConfigError(f"normalization: must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(
+            f"normalization: must be one of {', '.join(MODES)}, got {mode!r}", field="normalization"
+        )
     mean, std = known or value_stats(train_x)
     if not std > 0:
         raise DataError("normalization dataset: the training inputs are constant (std 0)")

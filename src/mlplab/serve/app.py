@@ -133,14 +133,10 @@ def create_app(model: str | Path | Predictor, config: ServeConfig | None = None)
     _mount_docs(app, predictor.info)
     _add_page_routes(app)
     _add_api_routes(app, predictor, pool, config)
-    # Added last is outermost: the time limit covers reading the body too.
-    app.add_middleware(
-        BodyLimit,
-        limit=config.max_body,
-        drain_limit=config.drain_limit,
-        drain_seconds=config.drain_seconds,
-    )
+    # Added last is outermost. The time limit covers the app reading the body; the body
+    # limit is outside it, so that a refused body's bounded drain is not cut short by it.
     app.add_middleware(TimeLimit, seconds=config.timeout)
+    app.add_middleware(BodyLimit, limit=config.max_body)
     return app
 
 

@@ -20,10 +20,10 @@ MAX_PARTS = 16  # a form with the one file field, and a few others a browser may
 class BadInput(MlplabError):
     """A request the API refuses, with its HTTP status."""
 
-    def __init__(self, status: int, message: str):
-        """`message` is what the client reads under "error"."""
+    def __init__(self, status: int, message: str, field: str | None = None):
+        """`message` is what the client reads under "error"; `field`, the input it is about."""
         super().__init__(message)
-        self.status = status
+        self.status, self.field = status, field
 
 
 def media_type(content_type: str) -> str:

@@ -15,11 +15,9 @@ class ServeConfig:
     """Limits of one server process (each of `--workers` processes has its own).
 
     Args:
-        max_body: bytes a request body may have; past it, 413.
-        drain_limit: a body over max_body is read and thrown away up to this many bytes, so
-            that the client reads the 413 instead of a reset (Python's urllib and requests
-            send the whole body before they read); past it the server answers and closes.
-        drain_seconds: ... and for at most this long.
+        max_body: bytes a request body may have; past it, 413, and the rest of the body is
+            read and thrown away for a few seconds (mlplab.serve.limits.LINGER_SECONDS),
+            so that a client that sends it all before it reads hears the 413, not a reset.
         threads: pool threads that decode images and run the model.
         queue: requests admitted at once, running or waiting; one more gets 503.
         timeout: seconds a request may take, reading its body included; past it, 504.
@@ -27,8 +25,6 @@ class ServeConfig:
     """
 
     max_body: int = 2 * MIB
-    drain_limit: int = 32 * MIB  # 16 times max_body: a body 10 times too big still hears why
-    drain_seconds: float = 10.0
     threads: int = 1
     queue: int = 64
     timeout: float = 30.0
@@ -39,12 +35,6 @@ class ServeConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.drain_limit < self.max_body:
-            raise ConfigError(
-                f"drain_limit must be at least max_body ({self.max_body}), got {self.drain_limit}"
-            )
-        if not (self.drain_seconds > 0 and math.isfinite(self.drain_seconds)):
-            raise ConfigError(f"drain_seconds must be positive, got {self.drain_seconds}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}")
 

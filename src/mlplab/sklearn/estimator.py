@@ -219,16 +219,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         x = np.asarray(X, dtype=np.float32)
         x = x if x.flags.writeable else x.copy()  # torch shares the memory; memmaps are read-only
         data = Dataset.from_arrays(x, codes, name="sklearn", classes=self._class_names())
-        adam = fitting.AdamSettings((self.beta_1, self.beta_2), self.epsilon)
         with fitting.Tracking(config) as tracking:
             model, self._optimizer_state, stopped = fitting.train_epochs(
                 config,
                 data,
                 start,
                 book,
-                adam if self.solver == "adam" else None,
                 getattr(self, "_optimizer_state", None) if incremental else None,
-                bool(self.shuffle),
                 tracking.trackers,
             )
             binary = units[-1] == 1
@@ -271,7 +268,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 weight_decay=float(self.alpha) / batch,
                 label_smoothing=float(self.label_smoothing),
                 engine=self.engine,
+                beta1=float(self.beta_1),
+                beta2=float(self.beta_2),
+                eps=float(self.epsilon),
                 batch_size=batch,
+                shuffle=bool(self.shuffle),
                 epochs=epochs,
                 schedule=self.lr_schedule,
                 seed=seed,

@@ -162,15 +162,7 @@ class EpochBook(Callback):
 
 
 def _linears(trainer: Trainer) -> list[torch.nn.Linear]:
-    return trainer.engine.module().linears()
-
-
-@dataclass(frozen=True)
-class AdamSettings:
-    """Adam's betas and eps, which TrainConfig does not carry (mlplab trains with torch's)."""
-
-    betas: tuple[float, float]
-    eps: float
+    return trainer.model().linears()
 
 
 def train_epochs(
@@ -178,9 +170,7 @@ def train_epochs(
     data: Dataset,
     model: MLP,
     book: EpochBook,
-    adam: AdamSettings | None,
     optimizer_state: tuple[str, dict] | None,
-    shuffle: bool,
     trackers: list[Callback],
 ) -> tuple[MLP, tuple[str, dict], bool]:
     """Train `model` on `data` for config.epochs epochs (or until the book stops it),
@@ -191,14 +181,10 @@ def train_epochs(
     training stopped before its last epoch.
     """
     trainer = Trainer(config, data, callbacks=[book, *trackers], initial=model)
-    trainer.sampler.shuffle = shuffle  # TrainConfig always shuffles; shuffle=False keeps order
-    optimizer = trainer.engine.optimizer
-    if adam is not None:
-        optimizer.betas, optimizer.eps = adam.betas, adam.eps
     if optimizer_state is not None and optimizer_state[0] == _engine_key(trainer, config):
-        optimizer.load_state_dict(optimizer_state[1])
+        trainer.load_optimizer_state(optimizer_state[1])
     result = trainer.run()
-    state = _to_cpu(optimizer.state_dict())
+    state = _to_cpu(trainer.optimizer_state())
     return result.model, (_engine_key(trainer, config), state), result.stop_reason is not None
 
 

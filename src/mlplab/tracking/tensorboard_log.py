@@ -41,7 +41,6 @@ from mlplab.tracking.scalars import (
     hparam_values,
 )
 from mlplab.training.callbacks import Callback, Evaluation, ResultView, TrainerView
-from mlplab.training.engines import linear_grads
 
 TILES = 64  # first-layer units drawn in the weights image
 BINS = 64  # histogram buckets
@@ -96,8 +95,8 @@ class TensorBoardLog(Callback):
     def on_evaluate(self, trainer: TrainerView, evaluation: Evaluation) -> None:
         step, w = evaluation.iteration, self.writer
         self._scalars(evaluation_scalars(evaluation), step)
-        model = trainer.engine.module()
-        grads = linear_grads(trainer.engine)
+        model = trainer.model()
+        grads = trainer.last_grads()
         for i, (layer, grad) in enumerate(zip(model.linears(), grads, strict=True), 1):
             add_histogram(w, f"weights/fc{i}", layer.weight, step)
             if grad is not None:

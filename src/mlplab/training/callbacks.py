@@ -33,13 +33,16 @@ class TrainerView(Protocol):
     so this one names only the Trainer's surface, never the class)."""
 
     state: TrainState
-    engine: Any  # mlplab.training.engines: module(), and the gradients of the last step
     total: int  # the iterations the run is planned for
 
     @property
     def finished(self) -> bool: ...
 
     def eval_module(self) -> torch.nn.Module: ...
+
+    def model(self) -> torch.nn.Module: ...
+
+    def last_grads(self) -> list[torch.Tensor | None]: ...
 
     def stop(self, reason: str, early: bool = True) -> None: ...
 

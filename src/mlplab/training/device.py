@@ -21,11 +21,11 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device: unknown device {name!r}") from None
+        raise ConfigError(f"device: unknown device {name!r}", field="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available", field="device")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device: {name!r} requested but MPS is not available")
+        raise ConfigError(f"device: {name!r} requested but MPS is not available", field="device")
     return device
 
 

@@ -73,7 +73,10 @@ def from_environment(
     if int(environ.get("WORLD_SIZE", "1")) < 2:
         return None
     if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"dist_backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise ConfigError(
+            f"dist_backend: must be one of {', '.join(BACKENDS)}, got {backend!r}",
+            field="dist_backend",
+        )
     return Distributed(
         rank=int(environ["RANK"]),
         world_size=int(environ["WORLD_SIZE"]),
@@ -179,7 +182,8 @@ def check_same_config(config_dict: dict, device: torch.device) -> None:
         if not torch.equal(theirs, everyone[0]):
             raise ConfigError(
                 f"config: rank {rank}'s settings differ from rank 0's; every process of a "
-                "data-parallel run must be given the same flags"
+                "data-parallel run must be given the same flags",
+                field="config",
             )
 
 

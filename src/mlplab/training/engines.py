@@ -6,24 +6,26 @@
   graph. tests/training/test_engines.py checks it against autograd step for step.
 - scratch: the tutorials' tensors-only network (mlplab.nn.scratch), for teaching.
 
-Each engine says what it cannot train (`cannot_train`), next to its code. Its step(x, y, lr)
-is forward_backward(x, y), which returns (loss, logits) as tensors on the device and leaves
-the gradients in `grads`, then update(lr); data-parallel training all-reduces `grads` in
-between. Nothing in a step waits for the device. Its state_dict holds its weights (the fast
-engine's own transposed copies included) and its optimizer's buffers; loading one continues
-the run exactly.
+Every engine satisfies the Engine protocol below, which the Trainer alone calls, and says
+what it cannot train (`cannot_train`) next to its code. Its step(x, y, lr) is
+forward_backward(x, y), which returns (loss, logits) as tensors on the device and leaves the
+gradients in `grads`, then update(lr); data-parallel training all-reduces `grads` in
+between. Each engine answers for its own gradients (`linear_grads`). Nothing in a step
+waits for the device. Its state_dict holds its weights (the fast engine's own transposed
+copies included) and its optimizer's buffers; loading one continues the run exactly.
 
 The fast and autograd engines also take a mixed batch (forward_backward's `mix`), constrain
 their weights' norms (`constrain`, max-norm) and name the tensors a weight average follows
 (`averaged`), and build a module from such an average (`module_from`): see
-mlplab.training.techniques.
+mlplab.training.techniques. Scratch has none of these: its methods for them raise a
+one-line ConfigError, and its cannot_train refuses the configs that would call them.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,8 @@ def _optimizer(config: TrainConfig, params: list[torch.Tensor]):
         momentum=config.momentum,
         nesterov=config.nesterov,
         weight_decay=config.weight_decay,
+        betas=(config.beta1, config.beta2),
+        eps=config.eps,
     )
 
 
@@ -66,10 +70,67 @@ def _copy_into(mine: list[torch.Tensor], saved: list[torch.Tensor], what: str) -
     """Load saved tensors in place (the optimizer holds references to ours)."""
     shapes = [tuple(t.shape) for t in saved]
     if shapes != [tuple(t.shape) for t in mine]:
-        raise ConfigError(f"model: the saved {what} shapes {shapes} do not fit this model")
+        raise ConfigError(
+            f"model: the saved {what} shapes {shapes} do not fit this model", field="model"
+        )
     with torch.no_grad():
         for t, s in zip(mine, saved, strict=True):
             t.copy_(s)
+
+
+class Engine(Protocol):
+    """What the Trainer asks of an engine; tests/training/test_engines.py checks that every
+    engine has each member, with these parameters."""
+
+    name: ClassVar[str]
+
+    @staticmethod
+    def cannot_train(config: TrainConfig) -> str | None:
+        """Why this engine cannot train `config` (one line naming what to change), or None."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        """forward_backward, then update."""
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
+        """(loss, logits) of a batch, with its gradients left in `grads`."""
+
+    @property
+    def grads(self) -> list[torch.Tensor]:
+        """The last forward_backward's gradients, in the optimizer's order of parameters."""
+
+    def update(self, lr: float) -> None:
+        """One optimizer step from `grads`."""
+
+    def flat_grads(self) -> torch.Tensor | None:
+        """`grads` as views into one flat buffer with SPARE slots at its end, for a single
+        all-reduce; None where they are separate tensors."""
+
+    def linear_grads(self) -> list[torch.Tensor | None]:
+        """The last step's weight gradient of each linear layer (None before a step)."""
+
+    def module(self) -> MLP:
+        """The live network as an MLP module, up to date."""
+
+    def constrain(self, radius: float) -> None:
+        """Max-norm: each unit's incoming weights rescaled to a norm of at most `radius`."""
+
+    def averaged(self) -> list[torch.Tensor]:
+        """The tensors a weight average follows."""
+
+    def module_from(self, tensors: Sequence[torch.Tensor]) -> MLP:
+        """A module holding `tensors`, laid out as averaged() lays them."""
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's buffers (for a fit that continues with new data)."""
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Continue the optimizer from optimizer_state()."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The weights and the optimizer's buffers: loading them continues the run exactly."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from state_dict(); ConfigError, naming the field, where it does not fit."""
 
 
 class AutogradEngine:
@@ -91,7 +152,17 @@ class AutogradEngine:
         self.device = self.params[0].device
         self._average_model: MLP | None = None  # built when a weight average is first read
 
-    flat_grads = None  # its gradients live in separate .grad tensors
+    def flat_grads(self) -> None:
+        return None  # its gradients live in separate .grad tensors
+
+    def linear_grads(self) -> list[torch.Tensor | None]:
+        return [layer.weight.grad for layer in self.model.linears()]
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         loss, logits = self.forward_backward(x, y)
@@ -160,7 +231,9 @@ class AutogradEngine:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
-            raise ConfigError(f"model: the saved weights do not fit this model: {e}") from None
+            raise ConfigError(
+                f"model: the saved weights do not fit this model: {e}", field="model"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
 
 
@@ -216,8 +289,8 @@ class FastEngine:
         # scalars in the same call. The order is the optimizer's order of parameters.
         params = self.weights + self.biases
         sizes = [t.numel() for t in params]
-        self.flat_grads = self.weights[0].new_empty(sum(sizes) + SPARE)
-        views = self.flat_grads[: sum(sizes)].split(sizes)
+        self._flat_grads = self.weights[0].new_empty(sum(sizes) + SPARE)
+        views = self._flat_grads[: sum(sizes)].split(sizes)
         self.grads = [v.view(t.shape) for v, t in zip(views, params, strict=True)]
         self.grad_w, self.grad_b = self.grads[: len(layers)], self.grads[len(layers) :]
         self.optimizer = _optimizer(config, self.weights + self.biases)
@@ -232,6 +305,18 @@ class FastEngine:
         # scatter_add_ source: -(1 - smoothing) at each row's true class
         self.hit = torch.full((rows, 1), config.label_smoothing - 1.0, **like)
         self._average_model: MLP | None = None  # built when a weight average is first read
+
+    def flat_grads(self) -> torch.Tensor:
+        return self._flat_grads
+
+    def linear_grads(self) -> list[torch.Tensor | None]:
+        return list(self.grad_w)  # (in, out): the same norm and histogram
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         loss, logits = self.forward_backward(x, y)
@@ -336,6 +421,9 @@ class FastEngine:
         self.module()
 
 
+_LACKS = "{}: the scratch engine has no {}; use engine fast or autograd"
+
+
 class ScratchEngine:
     """Plain tensors, hand-written backprop and a hand-written SGD step (mlplab.nn.scratch)."""
 
@@ -361,8 +449,32 @@ class ScratchEngine:
     def __init__(self, config: TrainConfig, model: MLP, dropout: torch.Generator | None = None):
         self.net = ScratchMLP.from_module(model)  # the same init as the other engines
         self.device = next(model.parameters()).device
+        self._grads: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # the last step's
 
-    flat_grads = None
+    def flat_grads(self) -> None:
+        return None  # check_parallel keeps scratch out of data-parallel runs
+
+    def linear_grads(self) -> list[torch.Tensor | None]:
+        if self._grads is None:
+            return [None] * len(self.net.weights)
+        return [g for g, _ in self._grads]
+
+    # What scratch lacks; cannot_train refuses the configs that would ask for it.
+    def constrain(self, radius: float) -> None:
+        raise ConfigError(_LACKS.format("max_norm", "max-norm"), field="max_norm")
+
+    def averaged(self) -> list[torch.Tensor]:
+        raise ConfigError(_LACKS.format("ema", "weight average"), field="ema")
+
+    def module_from(self, tensors: Sequence[torch.Tensor]) -> MLP:
+        raise ConfigError(_LACKS.format("ema", "weight average"), field="ema")
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return {}  # plain SGD keeps nothing between steps
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ConfigError(_LACKS.format("optimizer", "optimizer state"), field="optimizer")
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         return self.net.train_step(x, y, lr)
@@ -394,7 +506,6 @@ class ScratchEngine:
         _copy_into(self.net.biases, state["biases"], "bias")
 
 
-Engine = AutogradEngine | FastEngine | ScratchEngine
 ENGINES: dict[str, type[Engine]] = {e.name: e for e in (AutogradEngine, FastEngine, ScratchEngine)}
 
 
@@ -406,23 +517,13 @@ def resolve_engine(config: TrainConfig) -> str:
     if config.engine == "auto":
         return "autograd" if FastEngine.cannot_train(config) else "fast"
     if config.engine not in ENGINES:
-        raise ConfigError(f"engine: must be one of auto, {', '.join(ENGINES)}")
+        raise ConfigError(f"engine: must be one of auto, {', '.join(ENGINES)}", field="engine")
     problem = ENGINES[config.engine].cannot_train(config)
     if problem:
-        raise ConfigError(f"engine: {problem}")
+        raise ConfigError(f"engine: {problem}", field="engine")
     return config.engine
 
 
 def make_engine(config: TrainConfig, model: MLP, dropout: torch.Generator | None = None) -> Engine:
     """The engine the config resolves to, training `model` (whose init it starts from)."""
     return ENGINES[resolve_engine(config)](config, model, dropout)
-
-
-def linear_grads(engine) -> list[torch.Tensor | None]:
-    """The last step's weight gradient of each linear layer, whatever the engine."""
-    if engine.name == "fast":
-        return list(engine.grad_w)  # (in, out): the same norm and histogram
-    if engine.name == "scratch":
-        grads = getattr(engine, "_grads", None)
-        return [g for g, _ in grads] if grads else [None] * len(engine.net.weights)
-    return [layer.weight.grad for layer in engine.module().linears()]

@@ -147,7 +147,9 @@ class Adam:
 def _check_shapes(what: str, saved: Sequence[torch.Tensor], params: Tensors) -> None:
     shapes = [tuple(t.shape) for t in saved]
     if shapes != [tuple(p.shape) for p in params]:
-        raise ConfigError(f"optimizer: the saved {what} shapes {shapes} do not fit the model")
+        raise ConfigError(
+            f"optimizer: the saved {what} shapes {shapes} do not fit the model", field="optimizer"
+        )
 
 
 Optimizer = SGD | Adam
@@ -159,13 +161,18 @@ def make_optimizer(
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
 ) -> Optimizer:
-    """sgd, adam or adamw over `params`."""
+    """sgd, adam or adamw over `params` (betas and eps for Adam's two)."""
     if kind == "sgd":
         return SGD(params, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if kind in ("adam", "adamw"):
-        return Adam(params, weight_decay=weight_decay, decoupled=kind == "adamw")
-    raise ConfigError(f"optimizer: must be one of sgd, adam, adamw, got {kind!r}")
+        decoupled = kind == "adamw"
+        return Adam(params, betas, eps, weight_decay=weight_decay, decoupled=decoupled)
+    raise ConfigError(
+        f"optimizer: must be one of sgd, adam, adamw, got {kind!r}", field="optimizer"
+    )
 
 
 @dataclass(frozen=True)

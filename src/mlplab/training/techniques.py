@@ -74,11 +74,14 @@ class WeightAverage:
         if float(state["decay"]) != self.decay:
             raise ConfigError(
                 f"ema: the saved state averages with decay {state['decay']}, "
-                f"the config {self.decay}"
+                f"the config {self.decay}",
+                field="ema",
             )
         shapes = [tuple(s.shape) for s in state["sums"]]
         if shapes != [tuple(s.shape) for s in self.sums]:
-            raise ConfigError(f"model: the saved weight average's shapes {shapes} do not fit")
+            raise ConfigError(
+                f"model: the saved weight average's shapes {shapes} do not fit", field="model"
+            )
         with torch.no_grad():
             for mine, saved in zip(self.sums, state["sums"], strict=True):
                 mine.copy_(saved)

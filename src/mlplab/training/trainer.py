@@ -38,11 +38,11 @@ from mlplab.data.augment import augment
 from mlplab.data.dataset import Dataset, Split, stratified_split
 from mlplab.data.sampler import BatchSampler
 from mlplab.errors import CheckpointError, ConfigError, MlplabError
-from mlplab.io.rundir import STATES
-from mlplab.io.states import load_state, newest_state, save_state
+from mlplab.io.states import load_state, save_state
 from mlplab.nn.init import init_weights
 from mlplab.nn.model import MLP, build_model
 from mlplab.nn.normalization import Normalization, make_normalization
+from mlplab.training import resume
 from mlplab.training.callbacks import BestByValidation, Callback, EarlyStopping, Evaluation
 from mlplab.training.device import pick_device, torch_threads
 from mlplab.training.distributed import Distributed, StepReducer, all_reduce
@@ -70,6 +70,7 @@ class TrainResult:
     seconds: float = 0.0
     engine: str = "autograd"  # the engine that trained it (config "auto" resolved)
     stop_reason: str | None = None  # why it ended before its planned length, if it did
+    resumed_from: int | None = None  # the iteration of the state it resumed from, if any
 
 
 class Interrupted(Exception):
@@ -160,46 +161,57 @@ class Trainer:
         self.train_split, self.val_split = self._splits(config, data)
         self.test_split = data.test.to(self.device) if data.test is not None else None
         self.norm = norm or make_normalization(config.normalization, self.train_split.x, data.stats)
-        rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
-        self.sampler = BatchSampler(
-            len(self.train_split),
-            config.batch_size,
-            config.seed,
-            self.device,
-            rank=rank,
-            world_size=world,
-        )
-        if dist and 0 < len(self.train_split) % config.batch_size < dist.world_size:
-            raise ConfigError(
-                f"batch_size: each epoch's last batch would hold "
-                f"{len(self.train_split) % config.batch_size} images for {dist.world_size} "
-                "processes; choose a batch size that leaves every process some"
-            )
+        self.sampler = self._sampler(config, dist)
         self.total = config.iterations or config.epochs * self.sampler.batches_per_epoch
         self.eval_every = config.eval_every or self.sampler.batches_per_epoch
         self.schedule = Schedule(
             config.schedule, config.lr, self.total, config.step_size, config.gamma
         )
-        self.generators = {
-            name: torch.Generator(device=self.device).manual_seed(stream_seed(config.seed, name))
-            for name in ("augment", "dropout")
-        }
-        if config.mixup:  # on the host: its one number a batch is read without a device sync
-            self.generators["mixup"] = torch.Generator().manual_seed(
-                stream_seed(config.seed, "mixup")
-            )
+        self.generators = self._generators(config)
         model = self._initial_model(initial)
         self.engine = make_engine(config, model, self.generators["dropout"])
-        self.reducer = StepReducer(self.engine.flat_grads) if dist else None
+        self.reducer = StepReducer(self.engine.flat_grads()) if dist else None
         self.average = WeightAverage(config.ema, self.engine.averaged()) if config.ema else None
         self.state = TrainState.start(self.device)
         self.interrupted: str | None = None  # agreed by every rank: training pauses
         self._interrupt_asked: str | None = None  # asked of this rank
+        self.resumed_from: int | None = None  # the iteration of the state loaded, if any
         self.best = BestByValidation() if self.val_split is not None else None
         own = [self.best] if self.best else []
         if config.patience:
             own.append(EarlyStopping(config.patience))
         self.callbacks: list[Callback] = [*own, *callbacks]
+
+    def _sampler(self, config: TrainConfig, dist: Distributed | None) -> BatchSampler:
+        """The batches of the training split; in a data-parallel run, this rank's share."""
+        rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+        size = len(self.train_split)
+        if dist and 0 < size % config.batch_size < world:
+            raise ConfigError(
+                f"batch_size: each epoch's last batch would hold {size % config.batch_size} "
+                f"images for {world} processes; choose a batch size that leaves every "
+                "process some",
+                field="batch_size",
+            )
+        return BatchSampler(
+            size,
+            config.batch_size,
+            config.seed,
+            self.device,
+            shuffle=config.shuffle,
+            rank=rank,
+            world_size=world,
+        )
+
+    def _generators(self, config: TrainConfig) -> dict[str, torch.Generator]:
+        """One seeded generator per random stream, saved with the state."""
+        generators = {
+            name: torch.Generator(device=self.device).manual_seed(stream_seed(config.seed, name))
+            for name in ("augment", "dropout")
+        }
+        if config.mixup:  # on the host: its one number a batch is read without a device sync
+            generators["mixup"] = torch.Generator().manual_seed(stream_seed(config.seed, "mixup"))
+        return generators
 
     def _pick_device(self) -> torch.device:
         return (
@@ -227,7 +239,9 @@ class Trainer:
                 model = init_weights(build_model(self.config.model_spec), self.config.init)
         elif initial.spec != self.config.parsed_spec:
             spec = self.config.parsed_spec
-            raise ConfigError(f"model: the initial model is {initial.spec}, the config's {spec}")
+            raise ConfigError(
+                f"model: the initial model is {initial.spec}, the config's {spec}", field="model"
+            )
         else:
             model = initial
         if self.dist and model.spec.batch_norm:  # check_parallel allowed it: CUDA
@@ -312,6 +326,22 @@ class Trainer:
             self.engine.constrain(self.config.max_norm)
         if self.average is not None:
             self.average.update()
+
+    def model(self) -> MLP:
+        """The live network (not the weight average's), up to date."""
+        return self.engine.module()
+
+    def last_grads(self) -> list[torch.Tensor | None]:
+        """The last step's weight gradient of each linear layer (None before a step)."""
+        return self.engine.linear_grads()
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's buffers, for a fit that continues with new data."""
+        return self.engine.optimizer_state()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Continue the optimizer from optimizer_state() of a trainer of the same model."""
+        self.engine.load_optimizer_state(state)
 
     def eval_module(self) -> MLP:
         """The model evaluations score and results keep: the weight average's, when there is
@@ -433,6 +463,7 @@ class Trainer:
             seconds=self.seconds,
             engine=self.engine_name,
             stop_reason=s.stop_reason,
+            resumed_from=self.resumed_from,
         )
 
     def stop(self, reason: str, early: bool = True) -> None:
@@ -448,13 +479,15 @@ class Trainer:
         (for onecycle, the peak moves with it). The change is saved with the state, so a
         resumed run takes the same steps."""
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr):
-            raise ConfigError(f"lr: must be a finite number, got {lr!r}")
+            raise ConfigError(f"lr: must be a finite number, got {lr!r}", field="lr")
         if lr <= 0:
-            raise ConfigError(f"lr: must be positive, got {lr}")
+            raise ConfigError(f"lr: must be positive, got {lr}", field="lr")
         now = self.state.iteration
         shape = self.schedule(now) / self.schedule.lr
         if not shape > 0:
-            raise ConfigError(f"lr: the {self.schedule.kind} schedule is at 0 at step {now}")
+            raise ConfigError(
+                f"lr: the {self.schedule.kind} schedule is at 0 at step {now}", field="lr"
+            )
         base = float(lr) / shape
         self.state.lr_changes.append([now, base])
         self.schedule = dataclasses.replace(self.schedule, lr=base)
@@ -492,7 +525,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly (tensors and JSON values)."""
         return {
-            "identity": self._identity(),
+            "identity": resume.identity(self),
             "loop": {**self.state.state_dict(), "seconds": self.seconds, "total": self.total},
             "sampler": self.sampler.state_dict(),
             "engine": self.engine.state_dict(),
@@ -510,8 +543,12 @@ class Trainer:
         loaded, and is to be thrown away."""
         try:
             self._load_state_dict(state)
+        except ConfigError as e:
+            if source is None:
+                raise
+            raise ConfigError(f"{source}: {e}", field=e.field) from None
         except MlplabError as e:
-            if source is None or source in str(e):
+            if source is None:
                 raise
             raise type(e)(f"{source}: {e}") from None
         except (
@@ -527,22 +564,7 @@ class Trainer:
             raise CheckpointError(f"{where}: not a state this run can continue ({what})") from None
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, mine in self._identity().items():
-            theirs = state["identity"].get(key)
-            if theirs is not None and type(theirs) is not type(mine):  # not a state at all
-                raise TypeError(
-                    f"identity.{key}: a {type(theirs).__name__}, not a {type(mine).__name__}"
-                )
-            if key == "world_size" and theirs != mine:
-                raise ConfigError(
-                    f"world_size: the saved state was trained by {theirs} process(es); "
-                    f"resume it with {theirs}, not {mine}"
-                )
-            if theirs != mine:
-                shown = repr(theirs) if len(repr(theirs)) <= 80 else repr(theirs)[:77] + "..."
-                raise ConfigError(f"{key}: the saved state has {shown}, the config {mine!r}")
-        self._check_length(state["loop"])
-        self._check_techniques(state)
+        resume.check_fits(self, state)
         # the sampler and the engine check what they load, so they go first
         self.sampler.load_state_dict(state["sampler"])
         self.engine.load_state_dict(state["engine"])
@@ -558,45 +580,7 @@ class Trainer:
         for callback in self.callbacks:
             if callback.name and callback.name in saved:
                 callback.load_state_dict(saved[callback.name])
-
-    def _check_techniques(self, state: dict[str, Any]) -> None:
-        """A weight average and a mixup stream are in the state exactly when the config
-        asks for them (a resumed run must take the same steps)."""
-        if (self.average is None) != ("average" not in state):
-            had = "has a weight average" if "average" in state else "has no weight average"
-            raise ConfigError(f"ema: the saved state {had}; resume with the run's own ema")
-        if ("mixup" in self.generators) != ("mixup" in state["generators"]):
-            had = "mixes" if "mixup" in state["generators"] else "does not mix"
-            raise ConfigError(f"mixup: the saved run {had} its batches; resume with its mixup")
-
-    def _check_length(self, loop: dict[str, Any]) -> None:
-        """A run may be extended (or shortened) only where that changes no step it takes."""
-        field = "iterations" if self.config.iterations else "epochs"
-        done, planned = int(loop["iteration"]), int(loop["total"])
-        if self.total < done:
-            raise ConfigError(
-                f"{field}: the saved run is already at iteration {done}, past the "
-                f"{self.total} this config asks for"
-            )
-        kind = self.config.schedule
-        if planned != self.total and (
-            kind in ("onecycle", "cosine") or (kind == "step" and not self.config.step_size)
-        ):
-            raise ConfigError(
-                f"{field}: the {kind} schedule spreads its learning rates over the run's "
-                f"{planned} iterations; a run of {self.total} would differ at every step, "
-                f"so start a new run instead"
-            )
-
-    def _identity(self) -> dict[str, Any]:
-        """What a saved state must share with this trainer for loading it to make sense."""
-        return {
-            "model": str(self.config.parsed_spec),
-            "engine": self.engine_name,
-            "dataset": self.data.name,
-            "val_size": self.config.val_size,
-            "world_size": self.dist.world_size if self.dist else 1,
-        }
+        self.resumed_from = self.state.iteration
 
     def save_state(self, path: str | Path) -> Path:
         """Write state_dict() to the folder `path`, atomically (mlplab.training.state)."""
@@ -608,16 +592,9 @@ class Trainer:
 
     def resume(self, path: str | Path) -> Path | None:
         """Continue from the newest valid state of a run directory (RUN/state/...), or from a
-        state folder; returns the state loaded, None when the run saved none yet."""
-        path = Path(path)
-        if (path / "state.json").is_file():
-            self.load_state(path)
-            return path
-        found = newest_state(path / STATES)
-        if found is None:
-            return None
-        self.load_state_dict(found[1], str(found[0] / "state.json"))
-        return found[0]
+        state folder; returns the state loaded, None when the run saved none yet
+        (mlplab.training.resume)."""
+        return resume.load(self, path)
 
 
 def check_parallel(config: TrainConfig, engine: str, dist: Distributed | None) -> None:
@@ -628,22 +605,26 @@ def check_parallel(config: TrainConfig, engine: str, dist: Distributed | None) -
     world = dist.world_size
     if engine == "scratch":
         raise ConfigError(
-            "engine: scratch trains in one process; use fast or autograd with torchrun"
+            "engine: scratch trains in one process; use fast or autograd with torchrun",
+            field="engine",
         )
     if config.parsed_spec.batch_norm and dist.device(config.device).type != "cuda":
         raise ConfigError(
             "model: batch norm in a data-parallel run needs SyncBatchNorm, which torch runs on "
-            "GPUs only; drop bn, or train in one process"
+            "GPUs only; drop bn, or train in one process",
+            field="model",
         )
     if config.batch_size % world:
         raise ConfigError(
             f"batch_size: the global batch of {config.batch_size} does not divide evenly "
-            f"among {world} processes"
+            f"among {world} processes",
+            field="batch_size",
         )
     if config.mixup:
         raise ConfigError(
             "mixup: pairs images across the whole batch, which a data-parallel run splits "
-            "among its processes; train in one process"
+            "among its processes; train in one process",
+            field="mixup",
         )
 
 
@@ -651,29 +632,34 @@ def check_data(config: TrainConfig, data: Dataset) -> None:
     """The config fits the data: its name, its input size and its number of classes."""
     if config.dataset != data.name:
         raise ConfigError(
-            f"dataset: the config names {config.dataset!r} but the data is {data.name!r}"
+            f"dataset: the config names {config.dataset!r} but the data is {data.name!r}",
+            field="dataset",
         )
     spec = config.parsed_spec
     if spec.sizes[0] != data.num_features:
         raise ConfigError(
             f"model: the input size must be {data.num_features} for {data.name}, "
-            f"got {spec.sizes[0]}"
+            f"got {spec.sizes[0]}",
+            field="model",
         )
     if spec.sizes[-1] != data.num_classes:
         raise ConfigError(
             f"model: the output size must be {data.num_classes} for {data.name}, "
-            f"got {spec.sizes[-1]}"
+            f"got {spec.sizes[-1]}",
+            field="model",
         )
     available = len(data.train) - config.val_size
     if config.train_size and config.train_size >= available:
         held = f" ({config.val_size} held out for validation)" if config.val_size else ""
         raise ConfigError(
             f"train_size: {data.name} has {available} training images{held}; train_size must "
-            f"be below that, got {config.train_size}"
+            f"be below that, got {config.train_size}",
+            field="train_size",
         )
     if config.augment != "none" and data.num_features != 784:
         raise ConfigError(
-            f"augment: needs 28x28 images, {data.name} has {data.num_features} features"
+            f"augment: needs 28x28 images, {data.name} has {data.num_features} features",
+            field="augment",
         )
 
 
