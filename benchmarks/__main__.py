@@ -7,7 +7,6 @@ The full run (about 20 minutes on two slow cores) writes BENCHMARKS.md at the re
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,14 +16,11 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.budget import FULL, SMOKE
-from benchmarks.harness import (
-    ROOT,
-    Runner,
-    load_average,
-    machine_info,
-    python_loop_seconds,
-)
+from benchmarks import processes
+from benchmarks.budget import FULL, SMOKE, Budget
+from benchmarks.harness import Runner
+from benchmarks.machine import load_average, machine_info, python_loop_seconds
+from benchmarks.processes import ROOT
 from benchmarks.report import table
 from benchmarks.sections import Suite
 from mlplab.data.sources import locate
@@ -105,6 +101,7 @@ def run_sections(suite: Suite, log) -> list[tuple[str, str]]:
     return sections
 
 
+SCRIPT_TIMEOUT = 3600.0  # seconds one script section may take before it is killed
 # Sections that are scripts of their own (each runs alone too), run one after another at the
 # end so that nothing else competes for the cores: (title, module, arguments).
 SCRIPTS = (
@@ -122,17 +119,13 @@ def script_section(module: str, args: list[str], smoke: bool) -> str:
     command = f"python -m benchmarks.{module} {' '.join(args)}".strip()
     if smoke:
         return f"Not in the smoke run; `{command}` runs it alone."
-    done = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{module}", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    done = processes.run([sys.executable, "-m", f"benchmarks.{module}", *args], SCRIPT_TIMEOUT)
     text = ("\n" + done.stdout).replace("\n## ", "\n### ")
-    if done.returncode:
+    if done.returncode or done.timed_out:
+        ended = f"timed out after {SCRIPT_TIMEOUT:.0f} s" if done.timed_out else "exited"
+        ended += "" if done.timed_out else f" {done.returncode}"
         tail = done.stderr.strip().splitlines()[-3:]
-        text += f"\n\n`{command}` exited {done.returncode}: " + " / ".join(tail)
+        text += f"\n\n`{command}` {ended}: " + " / ".join(tail)
     return f"Command: `{command}`\n\n{text.strip()}"
 
 
@@ -148,6 +141,7 @@ class _Done:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    processes.stop_on_sigterm()
     budget = SMOKE if args.smoke else FULL
     if args.repeats:
         budget = type(budget)(**{**budget.__dict__, "repeats": args.repeats})
@@ -157,57 +151,78 @@ def main(argv: list[str] | None = None) -> int:
         else ROOT / "BENCHMARKS.md"
     )
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
-    start, load_before = time.time(), load_average()
+    before = {"start": time.time(), "load": load_average()}
     files = {role: str(path) for role, path in locate("mnist").items()}
     cores = psutil.cpu_count(logical=False) or 1
     suite = Suite(Runner(budget.jobs, log), budget, files, cores, device=args.device)
-    scale = 10 if args.smoke else 1  # the smoke run times 1M and scales
-    loop = python_loop_seconds(10_000_000 // scale)
-
+    before["loop"] = loop_text(args.smoke)
     suite.threads = budget.threads
     sections = run_sections(suite, log)
     for title, body in sections:
         print(f"\n## {title}\n\n{body}\n", flush=True)
-    order = [
-        "Throughput",
-        "Time to 98%",
-        "Time to 98% (",
-        "Time to 99%",
-        "Against",
-        "Hardware",
-        "Checkpoint",
-    ]
-    targets = sorted(
-        suite.targets, key=lambda row: max(i for i, p in enumerate(order) if row[0].startswith(p))
-    )
-    targets_md = table(["target", "goal", "measured (median)", "verdict", "margin"], targets)
+    targets_md = targets_table(suite.targets)
     print(f"\n## Targets\n\n{targets_md}\n", flush=True)
-
-    info = machine_info()
-    info["threads used by every case"] = str(suite.threads)
-    info["load average (1/5/15 min) before"] = load_before
-    info["load average (1/5/15 min) after"] = load_average()
-    info["pure-Python loop of 10M additions"] = (
-        f"{loop[0] * scale:.2f} s at module scope, {loop[1] * scale:.2f} s inside a function "
-        "(how slow this machine is)"
-    )
-    info["date (UTC)"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
-    info["benchmark wall time"] = f"{time.time() - start:.0f} s"
-    info["command"] = f"`{command}`" + ("" if args.smoke else " (what `make bench` runs)")
-    info["repeats per case"] = str(budget.repeats)
-    header = table(["", ""], [[k, v] for k, v in info.items()])
+    command_text = f"`{command}`" + ("" if args.smoke else " (what `make bench` runs)")
     doc = "\n\n".join(
-        [f"# BENCHMARKS{' (smoke run: meaningless numbers)' if args.smoke else ''}", header]
-        + [f"## Targets\n\n{targets_md}"]
+        [f"# BENCHMARKS{' (smoke run: meaningless numbers)' if args.smoke else ''}"]
+        + [header(suite, budget, command_text, before), f"## Targets\n\n{targets_md}"]
         + [f"## {title}\n\n{body}" for title, body in sections]
     )
     out.write_text(doc + "\n" + kept_notes(out))
-    log(f"wrote {out} in {time.time() - start:.0f} s")
+    log(f"wrote {out} in {time.time() - before['start']:.0f} s")
     return 0
+
+
+def log(message: str) -> None:
+    """Progress, on stderr (stdout carries the report)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def loop_text(smoke: bool) -> str:
+    """How slow this machine is: a pure-Python loop of 10M additions (the smoke run times 1M
+    and scales)."""
+    scale = 10 if smoke else 1
+    loop = python_loop_seconds(10_000_000 // scale)
+    return (
+        f"{loop[0] * scale:.2f} s at module scope, {loop[1] * scale:.2f} s inside a function "
+        "(how slow this machine is)"
+    )
+
+
+# The Targets table's order: a row takes the place of the last of these its name starts with.
+TARGET_ORDER = [
+    "Throughput",
+    "Time to 98%",
+    "Time to 98% (",
+    "Time to 99%",
+    "Against",
+    "Hardware",
+    "Checkpoint",
+]
+
+
+def targets_table(targets: list[list]) -> str:
+    """The Targets table, its rows in TARGET_ORDER."""
+
+    def place(row: list) -> int:
+        return max(i for i, p in enumerate(TARGET_ORDER) if row[0].startswith(p))
+
+    rows = sorted(targets, key=place)
+    return table(["target", "goal", "measured (median)", "verdict", "margin"], rows)
+
+
+def header(suite: Suite, budget: Budget, command: str, before: dict[str, str | float]) -> str:
+    """The facts at the top of the report: this machine, its load before and after, the run."""
+    info = machine_info()
+    info["threads used by every case"] = str(suite.threads)
+    info["load average (1/5/15 min) before"] = before["load"]
+    info["load average (1/5/15 min) after"] = load_average()
+    info["pure-Python loop of 10M additions"] = before["loop"]
+    info["date (UTC)"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    info["benchmark wall time"] = f"{time.time() - before['start']:.0f} s"
+    info["command"] = command
+    info["repeats per case"] = str(budget.repeats)
+    return table(["", ""], [[k, v] for k, v in info.items()])
 
 
 if __name__ == "__main__":

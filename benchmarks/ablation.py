@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +24,13 @@ from typing import Any
 
 import torch
 
-from benchmarks.harness import cpu_model
+from benchmarks.machine import cpu_model
+from benchmarks.processes import run
+from benchmarks.report import table
 from mlplab.experiments.recipes import load_recipe
 
 Change = dict[str, Any]  # field -> new value; None removes the field (its default)
+RUN_TIMEOUT = 4 * 3600.0  # seconds one variant may take before it is killed
 
 # The variants for each recipe: (label, change). "model" changes take the spec as written.
 THREE = "784-1024-1024-1024-10:relu"
@@ -75,13 +77,10 @@ def run_variant(config: dict, out: Path) -> dict:
     path = out / "config.toml"
     path.write_text("[train]\n" + "\n".join(toml_line(k, v) for k, v in config.items()) + "\n")
     command = [sys.executable, "-m", "mlplab", "train", "--config", str(path)]
-    subprocess.run(
-        [*command, "--threads", "1", "--out", str(out / "runs"), "--quiet"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    (run,) = (out / "runs").iterdir()
-    model = json.loads((run / "model.json").read_text())
+    command += ["--threads", "1", "--out", str(out / "runs"), "--quiet"]
+    run(command, RUN_TIMEOUT, check=True)
+    (run_dir,) = (out / "runs").iterdir()
+    model = json.loads((run_dir / "model.json").read_text())
     return {
         "val": model["val_accuracy"],
         "test": model["test_accuracy"],
@@ -116,14 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.recipe}, {args.epochs} epochs, seed {train.get('seed', 0)}; {cpu_model()}, "
         f"torch {torch.__version__}, 1 thread per run, {args.parallel} runs at a time"
     )
-    print("| variant | validation | change | test | change | training s | time change |")
-    print("|---|---|---|---|---|---|---|")
-    for (label, _), r in zip(variants, results, strict=True):
-        print(
-            f"| {label} | {r['val']:.2f}% | {r['val'] - base['val']:+.2f} | {r['test']:.2f}% "
-            f"| {r['test'] - base['test']:+.2f} | {r['seconds']:.0f} "
-            f"| {r['seconds'] / base['seconds'] - 1:+.0%} |"
-        )
+    rows = [
+        [
+            label,
+            f"{r['val']:.2f}%",
+            f"{r['val'] - base['val']:+.2f}",
+            f"{r['test']:.2f}%",
+            f"{r['test'] - base['test']:+.2f}",
+            f"{r['seconds']:.0f}",
+            f"{r['seconds'] / base['seconds'] - 1:+.0%}",
+        ]
+        for (label, _), r in zip(variants, results, strict=True)
+    ]
+    head = ["variant", "validation", "change", "test", "change", "training s", "time change"]
+    print(table(head, rows))
     return 0
 
 

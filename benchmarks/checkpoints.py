@@ -14,11 +14,11 @@ Run it through `make bench`, or alone: python -m benchmarks.child checkpoints '{
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import mlplab
+from benchmarks.timing import Timed
 from benchmarks.trainer import load_mnist
 from mlplab import TrainConfig
 from mlplab.training.callbacks import StateCheckpoints
@@ -31,18 +31,11 @@ class _TimedSaves:
 
     def __init__(self):
         self.seconds, self.count = 0.0, 0
-        self.save = StateCheckpoints.save
-        timer = self
+        Timed(StateCheckpoints, "save", self._add)
 
-        def timed(checkpoints, trainer):
-            start = time.perf_counter()
-            try:
-                return timer.save(checkpoints, trainer)
-            finally:
-                timer.seconds += time.perf_counter() - start
-                timer.count += 1
-
-        StateCheckpoints.save = timed
+    def _add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.count += 1
 
     def reset(self) -> None:
         self.seconds, self.count = 0.0, 0

@@ -1,4 +1,4 @@
-"""Timed child processes, medians, and the facts about this machine that go beside the numbers.
+"""The cases of `make bench`, each timed in a child process of its own, and what their records say.
 
 Every case runs in its own Python process, timestamped by the parent just before launch, so
 that interpreter start, imports and data loading count toward time-to-accuracy. The child
@@ -9,19 +9,16 @@ prints one `@bench {json}` line per record; each carries `wall` (seconds since l
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from benchmarks import processes
+from benchmarks.stats import median
 
 PREFIX = "@bench "
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -61,7 +58,8 @@ class Run:
 
 
 def launch(case: str, params: dict, timeout: float, log=None) -> Run:
-    """Run `python -m benchmarks.child CASE PARAMS T0`; kill it after `timeout` seconds.
+    """Run `python -m benchmarks.child CASE PARAMS T0`; after `timeout` seconds kill it,
+    torchrun's ranks included (what it printed until then is kept).
 
     params["nproc"] = N starts it under torchrun, N processes on this machine.
     """
@@ -72,19 +70,16 @@ def launch(case: str, params: dict, timeout: float, log=None) -> Run:
         torchrun = ["-m", "torch.distributed.run", "--standalone"]
         cmd[1:1] = [*torchrun, f"--nproc-per-node={params['nproc']}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    try:
-        done = subprocess.run(
-            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-        )
-        out, run.stderr, run.returncode = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as e:
-        out = _text(e.stdout)
-        run.stderr, run.timed_out = _text(e.stderr), True
+    done = processes.run(cmd, timeout, env=env)
+    run.stderr, run.timed_out = done.stderr, done.timed_out
+    run.returncode = None if done.timed_out else done.returncode
     run.wall = time.time() - t0
     if log:
         log(f"    {case}: {run.wall:.1f} s")
     run.records = [
-        json.loads(line[len(PREFIX) :]) for line in out.splitlines() if line.startswith(PREFIX)
+        json.loads(line[len(PREFIX) :])
+        for line in done.stdout.splitlines()
+        if line.startswith(PREFIX)
     ]
     if not run.ok and log:
         log(f"  ! {case} failed (rc={run.returncode}): {run.stderr.strip()[-600:]}")
@@ -106,91 +101,6 @@ class Runner:
             return [launch(case, params, timeout, self.log) for case, params, timeout in jobs]
         futures = [self.pool.submit(launch, c, p, t, self.log) for c, p, t in jobs]
         return [f.result() for f in futures]
-
-
-def _text(data) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
-
-
-def median(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def median_time(values) -> float | None:
-    """Median of times-to-target where a run that never got there counts as infinite."""
-    values = [math.inf if v is None else v for v in values]
-    return statistics.median(values) if values else None
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
-
-
-def machine_info() -> dict:
-    """CPU, cores, memory and library versions, for the header of BENCHMARKS.md."""
-    import numpy
-    import psutil
-    import sklearn
-    import torch
-
-    return {
-        "cpu": cpu_model(),
-        "cores": f"{psutil.cpu_count(logical=False)} physical, {psutil.cpu_count()} logical",
-        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch threads (default)": str(torch.get_num_threads()),
-        "numpy": numpy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "device": "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "commit": git_commit(),
-    }
-
-
-def python_loop_seconds(n: int = 10_000_000) -> tuple[float, float]:
-    """A pure-Python loop of n additions, at module scope (as in a script) and in a function.
-
-    How slow this machine is, in two numbers: global variables are dict lookups, locals are not.
-    """
-    code = compile("total = 0\nfor i in range(n):\n    total += i\n", "<loop>", "exec")
-    start = time.perf_counter()
-    exec(code, {"n": n})
-    module_scope = time.perf_counter() - start
-    start = time.perf_counter()
-    total = 0
-    for i in range(n):
-        total += i
-    return module_scope, time.perf_counter() - start
 
 
 def wide_step_seconds(run: Run, eval_every: int) -> float | None:

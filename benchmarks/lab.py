@@ -44,16 +44,12 @@ is part of the numbers (which is the point of the browser column).
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import math
 import os
 import re
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -67,17 +63,14 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.harness import ROOT, cpu_model, git_commit, load_average
-from benchmarks.report import table
+from benchmarks import processes
+from benchmarks.browser import launch_chromium
+from benchmarks.healthz_probe import Prober
+from benchmarks.machine import cpu_model, git_commit, load_average
+from benchmarks.processes import Child, Probe, wait_for
+from benchmarks.report import Claims, failed, table
+from benchmarks.stats import percentile
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READY = re.compile(r"mlplab lab: (http://\S+/)")
 DEFAULT_ITERATIONS = 944  # what the default job runs; only for the text when none is given
 SMOKE_ITERATIONS, SMOKE_REPEATS = 60, 1
@@ -152,75 +145,10 @@ def config_flags(args: argparse.Namespace, out: Path) -> list[str]:
     return flags
 
 
-class Child:
-    """A subprocess in a session (process group) of its own, its output in a file, always
-    ended: SIGTERM to the group, then SIGKILL if it is still there after `grace` seconds."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path):
-        self.log_path = log
-        self._log = open(log, "wb")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.stopped_by: str | None = None
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines: int = 6) -> str:
-        return " / ".join(self.output().strip().splitlines()[-lines:])
-
-    def stop(self, grace: float = 30.0) -> int | None:
-        """End the group (SIGTERM, then SIGKILL); the exit status."""
-        try:
-            if self.proc.poll() is None:
-                self._signal(signal.SIGTERM)
-                self.stopped_by = "SIGTERM"
-                try:
-                    self.proc.wait(grace)
-                except subprocess.TimeoutExpired:
-                    self.stopped_by = f"SIGKILL ({grace:.0f} s after SIGTERM)"
-                    self._signal(signal.SIGKILL)
-                    self.proc.wait(10)
-            else:
-                self._signal(signal.SIGKILL)  # anything it left behind in its group
-        finally:
-            self._log.close()
-        return self.proc.returncode
-
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def final_record(out: Path) -> dict | None:
     """The "final" line of the run's metrics.jsonl under `out`, once it is there."""
     found = finals(out)
     return found[0] if found else None
-
-
-def wait_for(what: str, check: Callable, deadline: float, child: Child, every: float = 0.1):
-    """Poll check() until it returns something; RuntimeError if the child dies or time is up."""
-    while True:
-        found = check()
-        if found:
-            return found
-        if child.proc.poll() is not None:
-            raise RuntimeError(f"exited {child.proc.returncode} before {what}: {child.tail()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no {what} within the timeout: {child.tail()}")
-        time.sleep(every)
 
 
 @dataclass
@@ -293,66 +221,6 @@ def post_json(url: str, doc: dict, timeout: float = 10.0) -> dict:
         return json.loads(r.read())
 
 
-class Sampler(threading.Thread):
-    """Calls fn() every `every` seconds on a thread of its own until stop()."""
-
-    def __init__(self, every: float, fn: Callable[[], None], name: str):
-        super().__init__(name=name, daemon=True)
-        self.every, self.fn = every, fn
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        next_at = time.perf_counter()
-        while not self._halt.is_set():
-            self.fn()
-            next_at += self.every
-            delay = next_at - time.perf_counter()
-            if delay < 0:  # fell behind (a slow request): go on from now, no burst
-                next_at, delay = time.perf_counter(), 0.0
-            self._halt.wait(delay)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(10)
-
-
-class Probe:
-    """A process's resident set size and CPU seconds every `every` seconds:
-    (perf_counter time, RSS bytes, CPU seconds)."""
-
-    def __init__(self, pid: int, every: float):
-        self.process = psutil.Process(pid)
-        self.samples: list[tuple[float, int, float]] = []
-        self._lock = threading.Lock()
-        self.thread = Sampler(every, self.sample, "probe")
-        self.thread.start()
-
-    def sample(self) -> None:
-        try:
-            with self.process.oneshot():
-                rss, cpu = self.process.memory_info().rss, self.process.cpu_times()
-        except psutil.Error:
-            return
-        with self._lock:
-            self.samples.append((time.perf_counter(), rss, cpu.user + cpu.system))
-
-    def rss_since(self, start: float) -> list[tuple[float, int]]:
-        """The RSS samples, timed from `start` (those before it negative)."""
-        with self._lock:
-            return [(t - start, rss) for t, rss, _ in self.samples]
-
-    def cores(self, start: float, end: float) -> float | None:
-        """CPU seconds per second between the samples nearest to start and end."""
-        with self._lock:
-            inside = [(t, cpu) for t, _, cpu in self.samples if start - 0.3 <= t <= end + 0.3]
-        if len(inside) < 2 or inside[-1][0] - inside[0][0] < 0.5:
-            return None
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
-
-    def stop(self) -> None:
-        self.thread.stop()
-
-
 def browser_cpu() -> float:
     """CPU seconds so far of every chromium process this one started (through Playwright)."""
     total = 0.0
@@ -364,37 +232,6 @@ def browser_cpu() -> float:
         except psutil.Error:
             pass
     return total
-
-
-class Healthz:
-    """GET /healthz every `every` seconds, a new connection each time; latencies in ms."""
-
-    def __init__(self, port: int, every: float, timeout: float = 5.0):
-        self.port, self.timeout = port, timeout
-        self.ms: list[float] = []
-        self.errors = 0
-        self.thread = Sampler(every, self.once, "healthz")
-        self.thread.start()
-
-    def once(self) -> None:
-        start = time.perf_counter()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-            try:
-                conn.request("GET", "/healthz")
-                response = conn.getresponse()
-                ok = response.status == 200 and json.loads(response.read()) == {"status": "ok"}
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException, ValueError):
-            ok = False
-        if ok:
-            self.ms.append((time.perf_counter() - start) * 1000)
-        else:
-            self.errors += 1
-
-    def stop(self) -> None:
-        self.thread.stop()
 
 
 class SseReader(threading.Thread):
@@ -476,7 +313,7 @@ def run_lab(args: argparse.Namespace, tmp: Path, index: int, mode: str, pw) -> R
             result.browser_cores = (browser_cpu() - browser_before) / (done - played)
         if health is not None:
             health.stop()
-            result.healthz_ms, result.healthz_errors = health.ms, health.errors
+            result.healthz_ms, result.healthz_errors = health.ms, len(health.failures)
         check_finished(url, final, result, min(deadline, time.monotonic() + 60), child)
         if reader is not None:
             result.events = reader.events
@@ -494,7 +331,7 @@ def start_playing(args, mode: str, pw, url: str, result: Result, opened: list):
     port = int(url.rsplit(":", 1)[1].strip("/"))
     if mode == "page":
         open_and_play(pw, url, result, opened)
-        health = Healthz(port, args.healthz_every)
+        health = Prober(url).start(args.healthz_every)
         opened.append(health.stop)
         return health, None
     reader = None
@@ -532,18 +369,23 @@ def close_all(opened: list, result: Result) -> None:
 
 def stop_lab(child, result: Result) -> None:
     """End the lab; its exit and any error lines it logged go on the result."""
-    code = child.stop()
-    result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
+    result.exit = how_it_ended(child)
     errors = raised(child.output())
     if errors:
         said = "; ".join(dict.fromkeys(errors))
         result.notes.append(f"the lab logged {len(errors)} error line(s): {said}")
 
 
+def how_it_ended(child: Child) -> str:
+    """Stop the child; its exit status, and the signal that ended it if one had to."""
+    code = child.stop()
+    return f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
+
+
 def open_and_play(pw, url: str, result: Result, opened: list) -> None:
     """The lab's page in chromium at 1440x900, once ready, and its Play button clicked; the
     browser's close goes on `opened`, the page's JavaScript errors on the result."""
-    browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+    browser = launch_chromium(pw)
     opened.append(browser.close)
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.on("pageerror", lambda e: result.page_errors.append(str(e)))
@@ -625,10 +467,7 @@ def run_sequence(args: argparse.Namespace, tmp: Path, index: int) -> Result:
             child_env(args.threads),
             tmp / f"sequence-{index}-{i}.log",
         )
-        try:
-            child.proc.wait(args.timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        child.wait(args.timeout)
         code = child.stop()
         if code:
             raise RuntimeError(f"mlplab train {' '.join(flags)} exited {code}: {child.tail()}")
@@ -662,12 +501,11 @@ def run_experiment(args: argparse.Namespace, tmp: Path, index: int, pw) -> Resul
     deadline = time.monotonic() + args.timeout
     try:
         url = wait_for("its address", lambda: READY.search(child.output()), deadline, child)[1]
-        port = int(url.rsplit(":", 1)[1].strip("/"))
         probe = Probe(child.proc.pid, args.rss_every)
         opened.append(probe.stop)
         open_and_play(pw, url, result, opened)
         played = time.perf_counter()
-        health = Healthz(port, args.healthz_every)
+        health = Prober(url).start(args.healthz_every)
         opened.append(health.stop)
         every = len(chosen.runs)
         done = wait_for(
@@ -677,34 +515,16 @@ def run_experiment(args: argparse.Namespace, tmp: Path, index: int, pw) -> Resul
         result.cores = probe.cores(played, played + result.play_to_final)
         assert done
         health.stop()
-        result.healthz_ms, result.healthz_errors = health.ms, health.errors
+        result.healthz_ms, result.healthz_errors = health.ms, len(health.failures)
         result.iterations = sum(int(f["iteration"]) for f in finals(out))
         result.seconds = result.play_to_final
     finally:
-        for close in reversed(opened):
-            try:
-                close()
-            except Exception as e:  # cleanup goes on
-                result.notes.append(f"closing: {type(e).__name__}: {e}")
-        code = child.stop()
-        result.exit = f"{code} after {child.stopped_by}" if child.stopped_by else str(code)
+        close_all(opened, result)
+        result.exit = how_it_ended(child)
     return result
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        raise RuntimeError("Debian's chromium is needed (apt-get install chromium)")
-    return path
-
-
 # --- numbers -----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def rss_growth(result: Result) -> dict:
@@ -736,19 +556,6 @@ def mib(n: int) -> str:
 
 def share(a: float | None, b: float | None) -> str | None:
     return f"{a / b:.1%}" if a and b else None
-
-
-class Verdicts:
-    """Claim rows, and whether all held; one not measured counts as failed."""
-
-    def __init__(self):
-        self.rows: list[list[str]] = []
-        self.ok = True
-
-    def add(self, name: str, goal: str, measured: str | None, met: bool | None) -> None:
-        self.ok = self.ok and bool(met)
-        verdict = {True: "**met**", False: "**missed**", None: "not measured"}[met]
-        self.rows.append([name, goal, measured or "no result", verdict])
 
 
 def cpu_text(rs: list[Result]) -> str | None:
@@ -788,9 +595,9 @@ def speed_table(by: dict[str, list[Result]], med: dict[str, float | None]) -> st
     return table(header, rows)
 
 
-def judge(args, by: dict[str, list[Result]], med: dict[str, float | None]) -> Verdicts:
+def judge(args, by: dict[str, list[Result]], med: dict[str, float | None]) -> Claims:
     """The four claims."""
-    v = Verdicts()
+    v = Claims()
     train, page, bare, vanished, sequence, together = (med[m] for m in MODES)
     measured = f"{share(page, train)} (no browser: {share(bare, train)})" if page else None
     ok = page / train >= args.min_ratio if page and train else None
@@ -911,10 +718,8 @@ def report(args, results: list[Result], failure: str | None, facts: dict) -> tup
     lines.append(f"- How each lab ended (SIGTERM after its run): {', '.join(ends) or 'none ran'}.")
     lines += [f"- {MODES[r.mode]}: {note}" for r in results for note in r.notes]
     if failure:
-        lines.append(f"- FAILED: {failure}")
-    for name, _, measured, verdict in verdicts.rows:
-        if verdict == "**missed**" or (verdict != "**met**" and not failure):
-            lines.append(f"- FAILED: {name}: {measured}")
+        lines.append(failed(failure))
+    lines += verdicts.failures(unmeasured=not failure)
     return "\n".join(lines), verdicts.ok and not failure
 
 
@@ -926,12 +731,10 @@ def torch_threads(threads: int | None) -> str:
     if threads:
         return f"{threads} (--threads {threads}, OMP_NUM_THREADS={threads})"
     if "OMP_NUM_THREADS" in os.environ:  # this process's count is not the children's
-        done = subprocess.run(
+        done = processes.run(
             [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+            120,
             env=child_env(None),
-            capture_output=True,
-            text=True,
-            timeout=120,
         )
         count = done.stdout.strip() or "?"
     else:
@@ -954,7 +757,7 @@ def measure(
             log("warm-up")
             warm = argparse.Namespace(**{**vars(args), "iterations": 20})
             run_train(warm, tmp, 0)
-            pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS).close()
+            launch_chromium(pw).close()
         for index in range(1, args.repeats + 1):
             for mode in MODES:
                 log(f"round {index}/{args.repeats}: {mode}")
@@ -977,6 +780,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    processes.stop_on_sigterm()
     import torch
 
     def log(message: str) -> None:

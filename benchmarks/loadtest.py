@@ -15,17 +15,16 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
 
-ROOT = Path(__file__).resolve().parent.parent  # python -m benchmarks.healthz_probe runs here
+from benchmarks.healthz_probe import probing
+from benchmarks.stats import percentile
 
 CHUNK = 64 * 1024
 DROPS = (OSError, EOFError, asyncio.TimeoutError, h11.ProtocolError)
@@ -180,43 +179,13 @@ async def run_load(
                 on_progress(tally.done)
         client.close()
 
-    with _HealthProbe(url, tally):
+    with probing(url) as health:
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - start
+    tally.healthz.extend(health.latencies)
+    tally.drops.extend(health.failures)
     return summarize(tally, concurrency, seconds)
-
-
-class _HealthProbe:
-    """python -m benchmarks.healthz_probe for the duration of a `with` block."""
-
-    def __init__(self, url: str, tally: Tally):
-        self.url, self.tally = url, tally
-
-    def __enter__(self):
-        command = [sys.executable, "-m", "benchmarks.healthz_probe", self.url]
-        self._process = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            out, _ = self._process.communicate(timeout=60)  # closing stdin stops it
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.communicate()
-            self.tally.drops.append("healthz probe: did not stop")
-            return
-        result = json.loads(out or b'{"latencies": [], "failures": ["healthz probe: no output"]}')
-        self.tally.healthz.extend(result["latencies"])
-        self.tally.drops.extend(result["failures"])
-
-
-def percentile(seconds: list[float], q: float) -> float:
-    """The q-quantile in milliseconds (nearest rank), NaN when empty."""
-    ms = sorted(x * 1000 for x in seconds)
-    return ms[min(len(ms) - 1, int(q * len(ms)))] if ms else float("nan")
 
 
 def summarize(tally: Tally, concurrency: int, seconds: float) -> dict:
@@ -236,12 +205,12 @@ def summarize(tally: Tally, concurrency: int, seconds: float) -> dict:
         "overloaded_503": totals.get("503", 0),
         "server_errors_5xx": sum(n for s, n in totals.items() if s[0] == "5" and s != "503"),
         "retry_after": sorted(str(v) for v in tally.retry_after),
-        "p50_ms": percentile(tally.latencies, 0.50),
-        "p99_ms": percentile(tally.latencies, 0.99),
+        "p50_ms": 1000 * percentile(tally.latencies, 50),
+        "p99_ms": 1000 * percentile(tally.latencies, 99),
         "mean_ms": statistics.fmean(tally.latencies) * 1000 if tally.latencies else float("nan"),
         "healthz_probes": len(tally.healthz),
-        "healthz_p50_ms": percentile(tally.healthz, 0.50),
-        "healthz_p99_ms": percentile(tally.healthz, 0.99),
+        "healthz_p50_ms": 1000 * percentile(tally.healthz, 50),
+        "healthz_p99_ms": 1000 * percentile(tally.healthz, 99),
         "requests_per_s": tally.done / seconds if seconds else 0.0,
         "seconds": seconds,
     }

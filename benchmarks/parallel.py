@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from benchmarks.timing import Timed
 from benchmarks.trainer import load_mnist
 from mlplab import TrainConfig
 from mlplab.training.callbacks import Callback
@@ -33,18 +34,9 @@ class _Stamps(Callback):
 
 
 def _timed_reducer() -> list[float]:
-    """Wrap StepReducer.__call__ (in this process only) to add up its seconds per step."""
+    """Wrap StepReducer.__call__ (in this process only): the list of its seconds per step."""
     spent: list[float] = []
-    call = StepReducer.__call__
-
-    def timed(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return call(self, *args, **kwargs)
-        finally:
-            spent.append(time.perf_counter() - start)
-
-    StepReducer.__call__ = timed
+    Timed(StepReducer, "__call__", spent.append)
     return spent
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,18 +23,25 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import cpu_model
+from benchmarks.machine import cpu_model
+from benchmarks.processes import run
+from benchmarks.report import table
 from mlplab.experiments.recipes import load_recipe, names
+
+RUN_TIMEOUT = 4 * 3600.0  # seconds one run may take before it is killed (the claim: 30 min)
+HEAD = ["recipe", "dataset", "test accuracy (mean ± std)", "seeds", "wall time (longest)"]
+HEAD += ["machine", "command"]
 
 
 def run_once(name: str, seed: int, out: Path, more: list[str]) -> dict:
     """One full run of a recipe in its own process: test accuracy, training and wall time."""
     start = time.perf_counter()
     command = [sys.executable, "-m", "mlplab", "train", "--recipe", name, "--seed", str(seed)]
-    subprocess.run([*command, *more, "--out", str(out), "--quiet"], check=True, stdout=sys.stderr)
+    done = run([*command, *more, "--out", str(out), "--quiet"], RUN_TIMEOUT, check=True)
     wall = time.perf_counter() - start
-    run = max((p for p in out.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    model = json.loads((run / "model.json").read_text())
+    print(done.stdout + done.stderr, end="", file=sys.stderr)
+    newest = max((p for p in out.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    model = json.loads((newest / "model.json").read_text())
     return {"test": model["test_accuracy"], "train_seconds": model["seconds"], "wall": wall}
 
 
@@ -58,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         spread = f" ± {statistics.stdev(accuracy):.2f}" if len(accuracy) > 1 else ""
         wall = max(r["wall"] for r in runs)
         rows.append(
-            f"| {name} | {recipe.train['dataset']} | {statistics.fmean(accuracy):.2f}%{spread} "
-            f"| {len(seeds)} | {wall / 60:.1f} min | {machine} | `{recipe.command}` |"
+            [
+                name,
+                recipe.train["dataset"],
+                f"{statistics.fmean(accuracy):.2f}%{spread}",
+                len(seeds),
+                f"{wall / 60:.1f} min",
+                machine,
+                f"`{recipe.command}`",
+            ]
         )
         entries.append(
             f"# {name}\n[[recipe.measured]]\nseeds = {seeds}\ntest_accuracy = {accuracy}\n"
@@ -67,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             f'machine = "{machine}"\ndate = "{date}"\n'
             f'command = "python -m benchmarks.recipes --recipes {name} --seeds {args.seeds}"\n'
         )
-    print(
-        "| recipe | dataset | test accuracy (mean ± std) | seeds | wall time (longest) "
-        "| machine | command |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(table(HEAD, rows))
     print("\n" + "\n".join(entries))
     return 0
 

@@ -1,10 +1,12 @@
-"""Markdown tables from the runs: one function per section, plain strings out."""
+"""The pass/fail report every section writes: markdown tables, numbers as text, and each
+claim's verdict, in one form (`**met**`, `**missed**`, `not measured`; `- FAILED: ...`)."""
 
 from __future__ import annotations
 
 import math
 
 MISSING = "—"
+VERDICTS = {True: "**met**", False: "**missed**", None: "not measured"}
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -35,8 +37,34 @@ def ratio(value, reference, digits: int = 1) -> str | None:
 
 
 def target_row(name: str, goal: str, measured: str, met: bool | None, margin: str) -> list:
-    verdict = {True: "**met**", False: "**missed**", None: "not measured"}[met]
-    return [name, goal, measured, verdict, margin]
+    """A row of the Targets table: the claim, its goal, the median, the verdict, the margin."""
+    return [name, goal, measured, VERDICTS[met], margin]
+
+
+def failed(what: str) -> str:
+    """The line a report gives to what did not hold, or a run that failed."""
+    return f"- FAILED: {what}"
+
+
+class Claims:
+    """Claim rows (claim, goal, measured, verdict), and whether every one held; a claim not
+    measured counts as not held."""
+
+    def __init__(self):
+        self.rows: list[list[str]] = []
+        self.ok = True
+
+    def add(self, name: str, goal: str, measured: str | None, met: bool | None) -> None:
+        self.ok = self.ok and bool(met)
+        self.rows.append([name, goal, measured or "no result", VERDICTS[met]])
+
+    def failures(self, unmeasured: bool = True) -> list[str]:
+        """A FAILED line for each claim missed, and for each not measured if `unmeasured`."""
+        return [
+            failed(f"{name}: {measured}")
+            for name, _, measured, verdict in self.rows
+            if verdict == VERDICTS[False] or (unmeasured and verdict == VERDICTS[None])
+        ]
 
 
 def verdict(value: float, fastest: float) -> str:

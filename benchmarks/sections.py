@@ -19,8 +19,6 @@ from benchmarks.harness import (
     accuracy_at,
     accuracy_by,
     last_accuracy,
-    median,
-    median_time,
     steady_epoch_seconds,
     wall_at,
     wide_step_seconds,
@@ -35,6 +33,7 @@ from benchmarks.report import (
     time_target,
     verdict,
 )
+from benchmarks.stats import median, median_time
 
 
 @dataclass
@@ -127,6 +126,16 @@ class Suite:
         if self.threads is None:
             self.threads = int(median(best)) if best else 1
         runs = runs + [run for group in passive_runs for run in group]
+        head = ["technique", "variant", "time (median)", "speed-up vs first variant", "verdict"]
+        return table(head, self._technique_rows(runs)) + (
+            f"\n\nThreads for every later case: {self.threads} (each techniques run keeps more "
+            "threads only when they win by ≥ 1.25× within that run, under the default OpenMP "
+            "policy; the median of the runs' choices is used)."
+        )
+
+    def _technique_rows(self, runs: list[Run]) -> list[list]:
+        """One row per (technique, variant), medians over the runs, then the compile times
+        and the GPU techniques this machine cannot measure."""
         seconds: dict[tuple[str, str], list[float]] = {}
         compile_times: list[float] = []
         for run in runs:
@@ -135,23 +144,10 @@ class Suite:
                     seconds.setdefault((r["technique"], r["variant"]), []).append(r["seconds"])
                     if "compile_seconds" in r and r["variant"] == "torch.compile":
                         compile_times.append(r["compile_seconds"])
-        rows = []
         by_technique: dict[str, list[tuple[str, float]]] = {}
         for (tech, variant), values in seconds.items():
             by_technique.setdefault(tech, []).append((variant, median(values)))
-        for tech, variants in by_technique.items():
-            fastest = min(v[1] for v in variants)
-            unit = "s per eval" if tech.startswith("evaluation") else "s per 60k samples"
-            for variant, value in variants:
-                rows.append(
-                    [
-                        tech,
-                        variant,
-                        f"{fmt(value, 3)} {unit}",
-                        ratio(variants[0][1], value, 2),
-                        verdict(value, fastest),
-                    ]
-                )
+        rows = [row for tech, v in by_technique.items() for row in _variant_rows(tech, v)]
         if compile_times:
             rows.append(
                 [
@@ -166,12 +162,7 @@ class Suite:
             rows.append(["torch.compile", "skipped in this mode", "n/a", "n/a", "n/a"])
         for gpu in ("CUDA graphs / torch.compile(mode='reduce-overhead')", "bf16 autocast"):
             rows.append([f"on GPU: {gpu}", "not measured", "n/a: no CUDA device", "n/a", "n/a"])
-        head = ["technique", "variant", "time (median)", "speed-up vs first variant", "verdict"]
-        return table(head, rows) + (
-            f"\n\nThreads for every later case: {self.threads} (each techniques run keeps more "
-            "threads only when they win by ≥ 1.25× within that run, under the default OpenMP "
-            "policy; the median of the runs' choices is used)."
-        )
+        return rows
 
     # -- 1. throughput -------------------------------------------------------------------
 
@@ -290,24 +281,7 @@ class Suite:
         names.append(f"tutorial loop (preset E, SGD 0.1, {b.tutorial_epochs} epochs)")
         groups.append(tutorial_runs)
         ref = {t: median_time(run.time_to(t) for run in groups[0]) for t in (97, 98)}
-        rows = []
-        for name, runs in zip(names, groups, strict=True):
-            t97 = median_time(run.time_to(97) for run in runs)
-            t98 = median_time(run.time_to(98) for run in runs)
-            reached = sum(run.time_to(98) is not None for run in runs)
-            rows.append(
-                [
-                    name,
-                    fmt(t97, 2),
-                    fmt(t98, 2),
-                    ratio(t97, ref[97]) or "n/a (no reference)",
-                    ratio(t98, ref[98]) or "n/a (no reference)",
-                    f"{reached}/{len(runs)}",
-                    fmt(median(last_accuracy(run) for run in runs), 2),
-                    fmt(median(run.evals()[-1]["epoch"] for run in runs if run.evals()), 2),
-                    fmt(median(run.peak_rss_mb for run in runs), 0),
-                ]
-            )
+        rows = [_time_row(name, runs, ref) for name, runs in zip(names, groups, strict=True)]
         self.targets.append(time_target("Time to 98%", "≤ 5 s from process start", ref[98], 5.0))
         sk98 = median_time(run.time_to(98) for run in groups[3])
         self.targets.append(sklearn_target(sk98, ref[98], b.sklearn_large_timeout))
@@ -463,6 +437,17 @@ class Suite:
             },
             b.timeout,
         )
+        wide, labels = self._wide_jobs(counts)
+        if len(wide) > len(counts):  # the most threads again, under OMP_WAIT_POLICY=PASSIVE
+            counts = [*counts, counts[-1]]
+        matmul_runs, *wide_runs = self.repeat([matmul, *wide])
+        matmul_md, peaks = _matmul_table(matmul_runs, counts)
+        return matmul_md, self._wide_table(counts, labels, wide_runs, peaks)
+
+    def _wide_jobs(self, counts: list[int]) -> tuple[list[tuple], list[str]]:
+        """The wide MLP at each thread count, and at the most again under
+        OMP_WAIT_POLICY=PASSIVE; each job's label for the threads column."""
+        b = self.budget
         wide_config = dict(
             model=WIDE,
             optimizer="adam",
@@ -483,20 +468,14 @@ class Suite:
             passive = {"OMP_WAIT_POLICY": "PASSIVE"}
             wide.append((wide[-1][0], {**wide[-1][1], "env": passive}, b.timeout))
             labels.append(f"{counts[-1]}, OMP_WAIT_POLICY=PASSIVE")
-            counts = [*counts, counts[-1]]
-        matmul_runs, *wide_runs = self.repeat([matmul, *wide])
-        gflops: dict[tuple[int, int], list[float]] = {}
-        for run in matmul_runs:
-            for r in run.records:
-                if r.get("kind") == "matmul":
-                    gflops.setdefault((r["threads"], r["size"]), []).append(r["gflops"])
-        peaks = {t: max(median(v) for (tt, _), v in gflops.items() if tt == t) for t in counts}
+        return wide, labels
+
+    def _wide_table(
+        self, counts: list[int], labels: list[str], wide_runs: list[list[Run]], peaks: dict
+    ) -> str:
+        """What each wide run gets of the matmul peak; the best share goes on the Targets."""
+        b = self.budget
         machine_peak = max(peaks.values())
-        rows = [[t, n, fmt(median(v), 1)] for (t, n), v in sorted(gflops.items())]
-        matmul_md = table(["threads", "n (n×n @ n×n, float32)", "GFLOP/s (median)"], rows)
-        matmul_md += "\n\nPeak (best size): " + ", ".join(
-            f"{fmt(p, 1)} GFLOP/s at {t} thread(s)" for t, p in peaks.items()
-        )
         params = count_params([int(s) for s in WIDE.split(":")[0].split("-")])
         rows, best = [], None
         for threads, label, runs in zip(counts, labels, wide_runs, strict=True):
@@ -517,16 +496,6 @@ class Suite:
                     fmt(median(run.peak_rss_mb for run in runs), 0),
                 ]
             )
-        head = [
-            "run",
-            "threads",
-            "ms/step (median, evals excluded)",
-            "samples/s",
-            "GFLOP/s (6 × params × samples)",
-            "of matmul peak at these threads",
-            "of machine peak",
-            "peak RSS (MiB)",
-        ]
         if best is not None:
             frac, achieved, threads = best
             self.targets.append(
@@ -539,7 +508,7 @@ class Suite:
                     f"{100 * (frac - 0.6):+.1f} points",
                 )
             )
-        return matmul_md, table(head, rows)
+        return table(WIDE_HEAD, rows)
 
     # -- profiles ------------------------------------------------------------------------
 
@@ -571,6 +540,68 @@ class Suite:
             for r in run.records
             if r.get("kind") == "profile"
         ]
+
+
+def _matmul_table(runs: list[Run], counts: list[int]) -> tuple[str, dict[int, float]]:
+    """GFLOP/s by thread count and size, and the peak (best size) at each thread count."""
+    gflops: dict[tuple[int, int], list[float]] = {}
+    for run in runs:
+        for r in run.records:
+            if r.get("kind") == "matmul":
+                gflops.setdefault((r["threads"], r["size"]), []).append(r["gflops"])
+    peaks = {t: max(median(v) for (tt, _), v in gflops.items() if tt == t) for t in counts}
+    rows = [[t, n, fmt(median(v), 1)] for (t, n), v in sorted(gflops.items())]
+    text = table(["threads", "n (n×n @ n×n, float32)", "GFLOP/s (median)"], rows)
+    text += "\n\nPeak (best size): " + ", ".join(
+        f"{fmt(p, 1)} GFLOP/s at {t} thread(s)" for t, p in peaks.items()
+    )
+    return text, peaks
+
+
+WIDE_HEAD = [
+    "run",
+    "threads",
+    "ms/step (median, evals excluded)",
+    "samples/s",
+    "GFLOP/s (6 × params × samples)",
+    "of matmul peak at these threads",
+    "of machine peak",
+    "peak RSS (MiB)",
+]
+
+
+def _variant_rows(tech: str, variants: list[tuple[str, float]]) -> list[list]:
+    """A technique's variants: each against the first, and against the fastest."""
+    fastest = min(v[1] for v in variants)
+    unit = "s per eval" if tech.startswith("evaluation") else "s per 60k samples"
+    return [
+        [
+            tech,
+            variant,
+            f"{fmt(value, 3)} {unit}",
+            ratio(variants[0][1], value, 2),
+            verdict(value, fastest),
+        ]
+        for variant, value in variants
+    ]
+
+
+def _time_row(name: str, runs: list[Run], ref: dict[int, float | None]) -> list:
+    """A case's medians to 97% and 98%, against mlplab's (`ref`), and how its runs ended."""
+    t97 = median_time(run.time_to(97) for run in runs)
+    t98 = median_time(run.time_to(98) for run in runs)
+    reached = sum(run.time_to(98) is not None for run in runs)
+    return [
+        name,
+        fmt(t97, 2),
+        fmt(t98, 2),
+        ratio(t97, ref[97]) or "n/a (no reference)",
+        ratio(t98, ref[98]) or "n/a (no reference)",
+        f"{reached}/{len(runs)}",
+        fmt(median(last_accuracy(run) for run in runs), 2),
+        fmt(median(run.evals()[-1]["epoch"] for run in runs if run.evals()), 2),
+        fmt(median(run.peak_rss_mb for run in runs), 0),
+    ]
 
 
 def _parallel_row(label: str, single: list[Run], ranks: list[Run]) -> list:

@@ -14,18 +14,14 @@ import functools
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.healthz_probe import wait_until_healthy
 from benchmarks.loadtest import Case, run_coroutine, run_load
+from benchmarks.processes import Child, free_port, tree_rss
 
 MIB = 1024 * 1024
 
@@ -86,66 +82,20 @@ def mixed_cases(digit: np.ndarray) -> list[Case]:
     ]
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_server(model: str | Path, *args: str, start_timeout: float = 120.0):
-    """`python -m mlplab serve MODEL ARGS` on a free port: yields (url, process); SIGTERM after.
+    """`python -m mlplab serve MODEL ARGS` on a free port, once /healthz answers: yields
+    (url, process); afterwards SIGTERM to it and its workers, SIGKILL if they linger.
 
     Its output goes to a temporary file, not a pipe: a pipe nobody reads fills up, and then
     the server blocks on its next log line."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "mlplab", "serve", str(model), "--port", str(port), *args]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, proc, start_timeout, log)
-            yield url, proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-
-
-def wait_until_healthy(url: str, proc: subprocess.Popen, timeout: float, log) -> None:
-    """Return once url/healthz answers 200; RuntimeError with the output if the server died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait(timeout=10)
-                log.seek(0)
-                output = log.read().decode(errors="replace")
-                raise RuntimeError(f"server did not start: {output}") from None
-            time.sleep(0.2)
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its children (the workers of --workers N)."""
-    import psutil
-
-    root = psutil.Process(pid)
-    total = 0
-    for p in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += p.memory_info().rss
-    return total
+    url = f"http://127.0.0.1:{port}"
+    with Child(command, env) as server:
+        wait_until_healthy(url, server, start_timeout)
+        yield url, server.proc
 
 
 def soak(

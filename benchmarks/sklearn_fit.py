@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -31,7 +30,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
 
-from benchmarks.harness import ROOT
+from benchmarks.machine import git_commit
+from benchmarks.report import table
 from mlplab.data.dataset import load_dataset
 from mlplab.sklearn import MLPClassifier
 
@@ -130,28 +130,27 @@ def measure(case: Case, repeats: int, smoke: bool, device: str) -> dict:
 
 
 def render(results: list[dict], repeats: int, device: str) -> str:
-    lines = [
-        "| data | hidden, epochs | scikit-learn fit | mlplab fit | speed-up "
-        "| scikit-learn test acc | mlplab test acc |",
-        "|---|---|---|---|---|---|---|",
+    head = ["data", "hidden, epochs", "scikit-learn fit", "mlplab fit", "speed-up"]
+    head += ["scikit-learn test acc", "mlplab test acc"]
+    rows = [
+        [
+            r["case"].name,
+            f"{r['case'].hidden}, {r['epochs']}",
+            f"{r['sk_s']:.2f} s",
+            f"{r['us_s']:.2f} s",
+            f"{r['sk_s'] / r['us_s']:.1f}x",
+            f"{r['sk_acc']:.2f}%",
+            f"{r['us_acc']:.2f}%",
+        ]
+        for r in results
     ]
-    for r in results:
-        c = r["case"]
-        lines.append(
-            f"| {c.name} | {c.hidden}, {r['epochs']} | {r['sk_s']:.2f} s | {r['us_s']:.2f} s "
-            f"| {r['sk_s'] / r['us_s']:.1f}x | {r['sk_acc']:.2f}% | {r['us_acc']:.2f}% |"
-        )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    lines.append("")
-    lines.append(
+    note = (
         f"Medians of {repeats} fits each. torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), scikit-learn {sklearn.__version__}, "
-        f"mlplab device {device}, commit {commit or 'unknown'}; "
+        f"mlplab device {device}, commit {git_commit()}; "
         f"command: python -m benchmarks.sklearn_fit {' '.join(sys.argv[1:])}".rstrip()
     )
-    return "\n".join(lines)
+    return table(head, rows) + "\n\n" + note
 
 
 def main(argv: list[str] | None = None) -> None:

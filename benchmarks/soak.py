@@ -14,15 +14,20 @@ The load generator runs on the same machine: its share of the cores is part of t
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import cpu_model, git_commit, load_average
+from benchmarks import processes
+from benchmarks.machine import cpu_model, git_commit, load_average
+from benchmarks.report import failed, table
 from benchmarks.serve_soak import mixed_cases, running_server, soak
 from mlplab.data.dataset import load_dataset
+
+TRAIN_TIMEOUT = 600.0  # seconds allowed for the 300 iterations of the model to serve
+HEAD = ["workers", "requests", "concurrent", "requests/s", "p50", "p99", "/healthz p50"]
+HEAD += ["/healthz p99", "503", "other 5xx", "dropped", "server RSS, first -> last 1,000"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,25 +41,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train_default(out: Path) -> Path:
-    """A short run of the default network, for something realistic to serve."""
+    """A short run of the default network, for something realistic to serve; what it says
+    (its test accuracy, its folder) goes to stdout, ahead of the report."""
     command = [sys.executable, "-m", "mlplab", "train", "--iterations", "300"]
-    subprocess.run([*command, "--out", str(out), "--name", "soak", "--quiet"], check=True)
+    command += ["--out", str(out), "--name", "soak", "--quiet"]
+    print(processes.run(command, timeout=TRAIN_TIMEOUT, check=True).stdout, end="", flush=True)
     return next(out.iterdir())
 
 
-def row(workers: int, s: dict) -> str:
+def row(workers: int, s: dict) -> list:
     """One table row."""
     rss = s["rss_mib"]
-    return (
-        f"| {workers} | {s['requests']:,} | {s['concurrency']} | {s['requests_per_s']:.0f} "
-        f"| {s['p50_ms']:.0f} ms | {s['p99_ms']:.0f} ms | {s['healthz_p50_ms']:.1f} ms "
-        f"| {s['healthz_p99_ms']:.0f} ms | {s['overloaded_503']} | {s['server_errors_5xx']} "
-        f"| {s['errors']} | {rss[0][1]:.0f} -> {rss[-1][1]:.0f} MiB ({s['rss_growth']:+.1%}) |"
-    )
+    return [
+        workers,
+        f"{s['requests']:,}",
+        s["concurrency"],
+        f"{s['requests_per_s']:.0f}",
+        f"{s['p50_ms']:.0f} ms",
+        f"{s['p99_ms']:.0f} ms",
+        f"{s['healthz_p50_ms']:.1f} ms",
+        f"{s['healthz_p99_ms']:.0f} ms",
+        s["overloaded_503"],
+        s["server_errors_5xx"],
+        s["errors"],
+        f"{rss[0][1]:.0f} -> {rss[-1][1]:.0f} MiB ({s['rss_growth']:+.1%})",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    processes.stop_on_sigterm()
     digit = load_dataset("mnist").test.x[0].numpy()
     cases = mixed_cases(digit)
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,16 +103,12 @@ def report(args, cases, results) -> str:
         f"multipart, octet-stream, JSON, JSON batch of 4), "
         f"{len([c for c in cases if c.expect != 200])} bad, one of each kind.",
         "",
-        "| workers | requests | concurrent | requests/s | p50 | p99 | /healthz p50 "
-        "| /healthz p99 | 503 | other 5xx | dropped | server RSS, first -> last 1,000 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        table(HEAD, [row(w, s) for w, s, _, _ in results]),
+        "",
     ]
-    lines += [row(w, s) for w, s, _, _ in results]
-    lines.append("")
     for workers, stats, before, after in results:
         lines.append(f"- {workers} worker(s): load average {before} before, {after} after.")
-        for failure in stats["failures"]:
-            lines.append(f"  - FAILED: {failure}")
+        lines += [f"  {failed(failure)}" for failure in stats["failures"]]
     return "\n".join(lines)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ import optuna
 import torch
 
 import mlplab
+from benchmarks.machine import git_commit
+from benchmarks.timing import Timed
 from mlplab.experiments import sweep
 from mlplab.experiments.sweep_space import read_space
 from mlplab.experiments.sweep_storage import storage_url
@@ -44,25 +45,13 @@ weight_decay = { low = 0.0, high = 1e-4 }
 TARGET_SECONDS, TARGET_SHARE = 0.2, 0.02
 
 
-class _Timed:
-    """Wraps a function of the sweep module; adds each call's seconds to `calls[-1]`."""
+def _add_to_last(calls: list[float]):
+    """A recorder that adds each call's seconds to the current trial's total, `calls[-1]`."""
 
-    def __init__(self, owner, name: str, calls: list[float]):
-        self.owner, self.name, self.calls = owner, name, calls
-        self.inner = getattr(owner, name)
-        timed = self
+    def add(seconds: float) -> None:
+        calls[-1] += seconds
 
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return timed.inner(*args, **kwargs)
-            finally:
-                timed.calls[-1] += time.perf_counter() - start
-
-        setattr(owner, name, wrapper)
-
-    def restore(self) -> None:
-        setattr(self.owner, self.name, self.inner)
+    return add
 
 
 def measure(trials: int, folder: Path) -> list[tuple[float, float]]:
@@ -81,9 +70,9 @@ def measure(trials: int, folder: Path) -> list[tuple[float, float]]:
     )
     train, prune = [0.0], [0.0]
     wrapped = [
-        _Timed(sweep, "Trainer", train),
-        _Timed(sweep, "train_into", train),
-        _Timed(sweep.PruneTrial, "on_evaluate", prune),
+        Timed(sweep, "Trainer", _add_to_last(train)),
+        Timed(sweep, "train_into", _add_to_last(train)),
+        Timed(sweep.PruneTrial, "on_evaluate", _add_to_last(prune)),
     ]
     ends = [time.perf_counter()]
 
@@ -100,15 +89,6 @@ def measure(trials: int, folder: Path) -> list[tuple[float, float]]:
             w.restore()
     walls = [b - a for a, b in zip(ends, ends[1:], strict=False)]
     return list(zip(walls, train, strict=False))[1:]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def report(samples: list[tuple[float, float]]) -> str:
@@ -128,7 +108,7 @@ def report(samples: list[tuple[float, float]]) -> str:
             f"One-epoch MNIST trials (default model, val_size 5000, TPE, 4 reports each, "
             f"SQLite); mlplab {mlplab.__version__}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-            f"commit {_commit()}; `python -m benchmarks.sweep_overhead`.",
+            f"commit {git_commit()}; `python -m benchmarks.sweep_overhead`.",
         ]
     )
 

@@ -100,7 +100,7 @@ def compare(
 def run(params: dict, emit) -> None:
     """Child entry: one record per (technique, variant), in seconds per 60k samples."""
     data = load_mnist(params.get("train_size"))
-    steps, rounds, physical = params["steps"], params["rounds"], params["physical_cores"]
+    steps, rounds = params["steps"], params["rounds"]
     per_epoch = EPOCH / (steps * 100)
 
     def report(technique: str, result: dict[str, float], scale: float = per_epoch, **extra):
@@ -117,48 +117,61 @@ def run(params: dict, emit) -> None:
 
     s = Stepper(data.train.x, data.train.y)
     # Threads first: the rest run with whichever count won here.
-    counts = sorted({1, physical})
-    result = compare(
-        {f"{n} thread{'s' * (n > 1)}": s.step for n in counts},
-        steps,
-        rounds,
-        setup={
-            f"{n} thread{'s' * (n > 1)}": (lambda n=n: torch.set_num_threads(n)) for n in counts
-        },
-    )
+    result, best_threads = _threads(s, params["physical_cores"], steps, rounds)
     report(params.get("threads_label", "torch.set_num_threads"), result)
-    times = list(result.values())
-    # More threads must win clearly: on a shared VM they collapse whenever a neighbour wakes.
-    best_threads = counts[-1] if times[0] / times[-1] >= MORE_THREADS_MARGIN else counts[0]
-    torch.set_num_threads(best_threads)
     emit({"kind": "threads", "best": best_threads})
     if params.get("only_threads"):
         return
+    variants = {"loss on device": False, ".item() every step": True}
+    report("no host sync per step", _switch(s, "item", variants, steps, rounds))
+    variants = {"fresh batch tensors": False, "preallocated buffers": True}
+    report("preallocated buffers", _switch(s, "prealloc", variants, steps, rounds))
+    report("optimizer implementation", _optimizers(s, steps, rounds))
+    report("training step (model E, SGD)", _engines(s, steps, rounds))
+    report("evaluation (10k test images)", _eval_modes(s.model, data), scale=1.0)
+    report("input pipeline (data only)", _input_pipelines(data, steps, rounds), scale=per_epoch)
+    if params.get("compile"):
+        result, compile_seconds = _compiled(s, steps, rounds)
+        report("torch.compile", result, compile_seconds=compile_seconds)
 
-    def toggle(attr: str, value):
-        return lambda: setattr(s, attr, value)
 
+def _setter(obj, attr: str, value) -> Callable[[], None]:
+    return lambda: setattr(obj, attr, value)
+
+
+def _threads(s: Stepper, physical: int, steps: int, rounds: int) -> tuple[dict[str, float], int]:
+    """One thread against every physical core; the count that won, now set for the rest."""
+    counts = sorted({1, physical})
+    names = {f"{n} thread{'s' * (n > 1)}": n for n in counts}
     result = compare(
-        {"loss on device": s.step, ".item() every step": s.step},
+        {name: s.step for name in names},
         steps,
         rounds,
-        setup={"loss on device": toggle("item", False), ".item() every step": toggle("item", True)},
+        setup={name: (lambda n=n: torch.set_num_threads(n)) for name, n in names.items()},
     )
-    report("no host sync per step", result)
-    s.item = False
+    times = list(result.values())
+    # More threads must win clearly: on a shared VM they collapse whenever a neighbour wakes.
+    best = counts[-1] if times[0] / times[-1] >= MORE_THREADS_MARGIN else counts[0]
+    torch.set_num_threads(best)
+    return result, best
 
+
+def _switch(s: Stepper, attr: str, variants: dict, steps: int, rounds: int) -> dict[str, float]:
+    """The step with the Stepper's switch `attr` at each value (variant name -> value); the
+    switch is left at the first value."""
     result = compare(
-        {"fresh batch tensors": s.step, "preallocated buffers": s.step},
+        {name: s.step for name in variants},
         steps,
         rounds,
-        setup={
-            "fresh batch tensors": toggle("prealloc", False),
-            "preallocated buffers": toggle("prealloc", True),
-        },
+        setup={name: _setter(s, attr, value) for name, value in variants.items()},
     )
-    report("preallocated buffers", result)
-    s.prealloc = False
+    setattr(s, attr, next(iter(variants.values())))
+    return result
 
+
+def _optimizers(s: Stepper, steps: int, rounds: int) -> dict[str, float]:
+    """torch.optim's for-loop, foreach and fused SGD and Adam against mlplab.optim's; the
+    step keeps SGD foreach afterwards."""
     optimizers = {
         "SGD for-loop": torch.optim.SGD(s.params, lr=0.1, foreach=False),
         "SGD foreach": torch.optim.SGD(s.params, lr=0.1, foreach=True),
@@ -173,32 +186,30 @@ def run(params: dict, emit) -> None:
         {name: s.step for name in optimizers},
         steps,
         rounds,
-        setup={name: toggle("opt", opt) for name, opt in optimizers.items()},
+        setup={name: _setter(s, "opt", opt) for name, opt in optimizers.items()},
     )
-    report("optimizer implementation", result)
     s.opt = optimizers["SGD foreach"]
+    return result
 
-    report("training step (model E, SGD)", _engines(s, steps, rounds))
-    report("evaluation (10k test images)", _eval_modes(s.model, data), scale=1.0)
-    report("input pipeline (data only)", _input_pipelines(data, steps, rounds), scale=per_epoch)
 
-    if params.get("compile"):
-        start = time.perf_counter()
-        compiled = torch.compile(s.model)
-        s.forward = compiled
-        for _ in range(3):
-            s.step()
-        compile_seconds = time.perf_counter() - start
-        result = compare(
-            {"eager": s.step, "torch.compile": s.step},
-            steps,
-            rounds,
-            setup={
-                "eager": toggle("forward", s.model),
-                "torch.compile": toggle("forward", compiled),
-            },
-        )
-        report("torch.compile", result, compile_seconds=compile_seconds)
+def _compiled(s: Stepper, steps: int, rounds: int) -> tuple[dict[str, float], float]:
+    """Eager against torch.compile; and the seconds the compile and its first steps took."""
+    start = time.perf_counter()
+    compiled = torch.compile(s.model)
+    s.forward = compiled
+    for _ in range(3):
+        s.step()
+    compile_seconds = time.perf_counter() - start
+    result = compare(
+        {"eager": s.step, "torch.compile": s.step},
+        steps,
+        rounds,
+        setup={
+            "eager": _setter(s, "forward", s.model),
+            "torch.compile": _setter(s, "forward", compiled),
+        },
+    )
+    return result, compile_seconds
 
 
 def _engines(s: Stepper, steps: int, rounds: int) -> dict[str, float]:

@@ -18,14 +18,14 @@ import argparse
 import platform
 import statistics
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 import mlplab
-from benchmarks.harness import git_commit
+from benchmarks.machine import git_commit
+from benchmarks.timing import Timed
 from benchmarks.trainer import load_mnist
 from mlplab import TrainConfig
 from mlplab.tracking.mlflow_log import MlflowLog
@@ -40,28 +40,16 @@ class HookTimer:
 
     def __init__(self):
         self.seconds = 0.0
-        self.saved = []
-        for cls in (TensorBoardLog, MlflowLog):
-            for name in HOOKS:
-                original = getattr(cls, name)
-                self.saved.append((cls, name, original))
-                setattr(cls, name, self._timed(original))
+        self.saved = [
+            Timed(c, name, self._add) for c in (TensorBoardLog, MlflowLog) for name in HOOKS
+        ]
 
-    def _timed(self, original):
-        timer = self
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                timer.seconds += time.perf_counter() - start
-
-        return timed
+    def _add(self, seconds: float) -> None:
+        self.seconds += seconds
 
     def restore(self) -> None:
-        for cls, name, original in self.saved:
-            setattr(cls, name, original)
+        for timed in self.saved:
+            timed.restore()
 
 
 def measure(rounds: int, iterations: int | None, folder: Path) -> dict[str, list]:

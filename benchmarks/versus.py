@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -32,7 +31,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.machine import git_commit
+from benchmarks.processes import ROOT, run
+from benchmarks.report import table
+
+RUN_TIMEOUT = 600.0  # seconds one measuring process may take
 
 STEP_TIME = """
 import json, sys, time, inspect, torch
@@ -69,24 +72,15 @@ RECIPE_98 = (
 
 def checkout(ref: str, into: Path) -> Path:
     """REF's src/ folder, extracted from git into `into`."""
-    archive = subprocess.run(
-        ["git", "archive", ref, "src"], cwd=ROOT, check=True, capture_output=True
-    ).stdout
+    archive = run(["git", "archive", ref, "src"], timeout=120, text=False, check=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into / "src"
 
 
-def python(src: Path, code: str, *args: str, timeout: float = 600) -> dict:
+def python(src: Path, code: str, *args: str, timeout: float = RUN_TIMEOUT) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    out = run([sys.executable, "-c", code, *args], timeout, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -94,14 +88,8 @@ def cli_wall(src: Path, out: Path) -> dict:
     """Seconds from starting `python -m mlplab train ...` to its exit, and its accuracy."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "mlplab", *RECIPE_98, "--out", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    command = [sys.executable, "-m", "mlplab", *RECIPE_98, "--out", str(out)]
+    done = run(command, RUN_TIMEOUT, env=env, check=True)
     wall = time.perf_counter() - start
     accuracy = float(done.stdout.split("Test accuracy: ")[1].split("%")[0])
     return {"seconds": wall, "accuracy": accuracy}
@@ -120,7 +108,7 @@ def alternate(measure, sides: dict[str, Path], repeats: int, key: str, log) -> d
     return {"values": values, "accuracy": extra}
 
 
-def row(label: str, unit: str, runs: dict) -> str:
+def row(label: str, unit: str, runs: dict) -> list[str]:
     old, new = (statistics.median(runs["values"][s]) for s in ("old", "new"))
     accuracy = ""
     if runs["accuracy"]["old"][0] is not None:
@@ -128,8 +116,7 @@ def row(label: str, unit: str, runs: dict) -> str:
             f"{statistics.median(runs['accuracy'][s]):.2f}%" for s in ("old", "new")
         )
     every = " / ".join(", ".join(f"{v:.3g}" for v in runs["values"][s]) for s in ("old", "new"))
-    cells = [label, f"{old:.3g} {unit}", f"{new:.3g} {unit}", f"{new / old:.3f}", accuracy, every]
-    return "| " + " | ".join(cells) + " |"
+    return [label, f"{old:.3g} {unit}", f"{new:.3g} {unit}", f"{new / old:.3f}", accuracy, every]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,24 +144,23 @@ def main(argv: list[str] | None = None) -> int:
         )
         log("CLI wall time to 98%")
         wall = alternate(lambda s: cli_wall(s, tmp / "runs"), sides, args.repeats, "seconds", log)
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    lines = [
-        f"`python -m benchmarks.versus {args.ref}`: old = {args.ref}, new = the working tree "
-        f"at {head}; torch {torch.__version__}, {os.cpu_count()} CPUs; medians of "
-        f"{args.repeats} (default job: {args.default_job_repeats}) alternating runs.",
-        "",
-        "| measure | old | new | new / old | test accuracy old / new | every run old / new |",
-        "|---|---|---|---|---|---|",
+    rows = [
         row("fast engine, model-E step", "ms", step),
         row("default job, training time", "s", job),
         row("CLI wall time to 98% (process start to exit)", "s", wall),
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
+    head = ["measure", "old", "new", "new / old", "test accuracy old / new"]
+    head.append("every run old / new")
+    text = (
+        f"`python -m benchmarks.versus {args.ref}`: old = {args.ref}, new = the working tree "
+        f"at {git_commit()}; torch {torch.__version__}, {os.cpu_count()} CPUs; medians of "
+        f"{args.repeats} (default job: {args.default_job_repeats}) alternating runs.\n\n"
+        + table(head, rows)
+        + "\n"
+    )
+    print(text)
     if args.out:
-        args.out.write_text(table)
+        args.out.write_text(text)
     return 0
 
 

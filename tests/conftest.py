@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -52,22 +51,11 @@ def cli():
 @pytest.fixture(scope="session")
 def browser():
     """Debian's chromium, headless, driven by Playwright (make test installs chromium)."""
+    from benchmarks.browser import launch_chromium
     from playwright.sync_api import sync_playwright
 
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Debian's chromium is needed for the browser tests (make test installs it)"
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        b = launch_chromium(p)
         yield b
         b.close()
 

@@ -1,13 +1,22 @@
-"""The benchmark's smoke mode end to end, so that `make bench` cannot rot between full runs."""
+"""The benchmark's smoke mode end to end, so that `make bench` cannot rot between full runs;
+and the shared pieces every section stands on: processes, the /healthz prober, the percentile."""
 
 from __future__ import annotations
 
+import math
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from benchmarks.healthz_probe import Prober
+from benchmarks.processes import Child, run, wait_for
+from benchmarks.stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = [
@@ -116,3 +125,83 @@ def test_profiles_are_torch_profiler_tables(report):
     body = sections(report)["Profiles (torch.profiler, operators by self CPU time)"]
     assert body.count("Self CPU time total") == 3
     assert "aten::addmm" in body
+
+
+def test_percentile_is_the_nearest_rank_in_the_values_own_unit():
+    assert percentile(range(1, 101), 99) == 99
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.0
+    assert percentile([0.25], 99) == 0.25
+    assert math.isnan(percentile([], 50))
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    """Whether the process has exited (a zombie waiting for its reaper counts) in time."""
+    psutil = pytest.importorskip("psutil")
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_timed_out_command_ends_with_what_it_started(tmp_path):
+    pid_file = tmp_path / "pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    done = run([sys.executable, "-c", script], timeout=5)
+    assert done.timed_out and done.stdout == "started\n"
+    assert _gone(int(pid_file.read_text()))
+    with pytest.raises(RuntimeError, match="timed out after 5 s"):
+        done.check()
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_its_grace():
+    script = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    child = Child([sys.executable, "-c", script])
+    wait_for("ready", lambda: "ready" in child.output(), time.monotonic() + 60, child)
+    assert child.stop(grace=1.0) == -signal.SIGKILL
+    assert child.stopped_by == "SIGKILL (1 s after SIGTERM)"
+    assert child.output() == "ready\n" and child.stop() == -signal.SIGKILL
+
+
+def test_the_prober_times_good_answers_and_says_what_was_wrong_with_the_rest():
+    answers = [b'{"status": "ok"}', b'{"status": "starting"}']
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = answers.pop(0)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    prober = Prober(f"http://127.0.0.1:{server.server_port}/")
+    try:
+        prober.ask()
+        prober.ask()
+    finally:
+        server.shutdown()
+        server.server_close()
+    prober.ask()  # nobody listens now
+    assert len(prober.latencies) == 1 and 0 < prober.ms[0] < 5000
+    assert prober.failures[0] == 'healthz: answered b\'{"status": "starting"}\''
+    assert prober.failures[1].startswith("healthz: ConnectionRefusedError")

@@ -19,7 +19,7 @@ import time
 
 import pytest
 from benchmarks.serve_soak import png, running_server
-from tests.serve.raw_http import (
+from raw_http import (
     chunked,
     exchange,
     port_of,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from benchmarks.loadtest import Case, Client, run_coroutine, run_load
 from benchmarks.serve_soak import free_port, png, running_server
-from tests.serve.raw_http import port_of, post_head, read_reply, status_of
+from raw_http import port_of, post_head, read_reply, status_of
 
 from mlplab.serve import ServeConfig, create_app
 from mlplab.use.predict import Predictor
