@@ -8,6 +8,7 @@ import dataclasses
 import os
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 
 from mlplab.errors import MlplabError
@@ -17,7 +18,17 @@ DATA_DIR_HELP = f"data folder (default: ${ENV_DATA})"
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors."""
+    """argparse with one-line errors; `shorthand`, when given, rewrites this parser's words
+    before they are parsed (`mlplab sweep SPACE` is `mlplab sweep run SPACE`)."""
+
+    def __init__(self, *args, shorthand: Callable[[list[str]], list[str]] | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.shorthand = shorthand
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None and self.shorthand is not None:
+            args = self.shorthand(list(args))
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

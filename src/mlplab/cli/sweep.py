@@ -31,15 +31,6 @@ def _with_action(args: list[str]) -> list[str]:
     return args
 
 
-class _SweepParser(Parser):
-    """The `mlplab sweep` parser: `run` put first by _with_action, then argparse as usual."""
-
-    def parse_known_args(self, args=None, namespace=None):
-        if args is not None:
-            args = _with_action(list(args))
-        return super().parse_known_args(args, namespace)
-
-
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "sweep",
@@ -48,8 +39,8 @@ def add_parsers(sub) -> None:
         "   or: %(prog)s SPACE.toml [options]\n"
         f"   or: %(prog)s show {SHOW_USAGE}",
         description=f"Search hyperparameters on Optuna, or show what a study holds. {SHORTHAND}",
+        shorthand=_with_action,
     )
-    p.__class__ = _SweepParser  # add_parser builds a plain Parser; this adds only the shorthand
     actions = p.add_subparsers(
         dest="sweep_command", required=True, metavar="ACTION", parser_class=Parser, prog=p.prog
     )
