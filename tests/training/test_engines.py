@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import head
 from mlplab.config import TrainConfig
-from mlplab.errors import ConfigError
+from mlplab.data.dataset import Dataset
+from mlplab.errors import ConfigError, DataError
 from mlplab.nn.model import build_model
 from mlplab.training.engines import (
     ENGINES,
@@ -20,7 +22,7 @@ from mlplab.training.engines import (
     resolve_engine,
 )
 from mlplab.training.optim import Schedule
-from mlplab.training.trainer import train
+from mlplab.training.trainer import Trainer, check_weights, train
 
 
 def _batches(count: int, size: int, seed: int = 0):
@@ -187,3 +189,123 @@ def test_what_scratch_lacks_is_a_one_line_error(call, message):
         call(engine)
     assert "\n" not in str(caught.value) and caught.value.field in ("max_norm", "ema", "optimizer")
     assert engine.flat_grads() is None and engine.optimizer_state() == {}
+
+
+# --- per-row loss weights ---------------------------------------------------------------------
+
+
+def _weights(n: int, seed: int = 1) -> torch.Tensor:
+    """Integer weights 0..3 as float64, some of them 0."""
+    return torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(seed)).double()
+
+
+WEIGHTED = ("relu-adam", "relu-smoothing", "relu-nll-nesterov", "logistic")
+
+
+@pytest.mark.parametrize("case", WEIGHTED)
+def test_weighted_fast_engine_matches_autograd_step_for_step(case):
+    config = TrainConfig(batch_size=16, **CASES[case])
+    fast, reference = engine_pair(config)
+    for i, (x, y) in enumerate(_batches(4, 16)):
+        w = _weights(16, seed=i)
+        loss_a, logits_a = fast.forward_backward(x, y, None, w)
+        loss_b, logits_b = reference.forward_backward(x, y, None, w)
+        torch.testing.assert_close(loss_a, loss_b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(logits_a, logits_b, rtol=1e-12, atol=1e-12)
+        fast.update(1e-2)
+        reference.update(1e-2)
+    ours, theirs = fast.module().state_dict(), reference.module().state_dict()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_integer_weights_are_duplicated_rows_and_zero_weights_are_no_rows(smoothing):
+    """A row of weight k counts as k copies of it: the loss and every gradient of the
+    weighted batch equal those of the batch with each row repeated k times (0: left out)."""
+    config = TrainConfig(model="784-32-10:relu", optimizer="sgd", label_smoothing=smoothing)
+    (x, y), w = next(_batches(1, 16)), _weights(16)
+    repeats = w.long()
+    for engine in engine_pair(config.replace(batch_size=int(repeats.sum()))):
+        loss, _ = engine.forward_backward(x, y, None, w)
+        weighted = [g.clone() for g in engine.grads]
+        loss_rep, _ = engine.forward_backward(
+            x.repeat_interleave(repeats, 0), y.repeat_interleave(repeats)
+        )
+        torch.testing.assert_close(loss, loss_rep, rtol=1e-12, atol=1e-12)
+        for a, b in zip(weighted, engine.grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_a_batch_whose_weights_sum_to_zero_has_no_loss_and_no_gradient():
+    config = TrainConfig(model="784-32-10:relu", optimizer="sgd", batch_size=8)
+    x, y = next(_batches(1, 8))
+    for engine in engine_pair(config):
+        loss, _ = engine.forward_backward(x, y, None, torch.zeros(8, dtype=torch.float64))
+        assert float(loss) == 0.0
+        assert all(float(g.abs().max()) == 0.0 for g in engine.grads)
+
+
+def test_scratch_refuses_weights_in_one_line():
+    config = TrainConfig(model="784-16-10:relu", optimizer="sgd", engine="scratch")
+    engine = make_engine(config, build_model(config.model_spec))
+    with pytest.raises(ConfigError, match=r"^weights: the scratch engine has no sample weights"):
+        engine.forward_backward(torch.randn(4, 784), torch.arange(4), None, torch.ones(4))
+
+
+def _blobs(n: int = 120, features: int = 6, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    x = torch.randn(n, features, generator=g) + 2.0 * torch.nn.functional.one_hot(y, features)
+    return x.numpy(), y.numpy()
+
+
+def test_the_trainer_trains_on_the_weighted_loss():
+    """Full batches, no shuffle: rows of weight 0 change nothing, so the weighted run is the
+    run on the other rows; and every row at weight 1 is the unweighted run."""
+    x, y = _blobs()
+    keep = np.arange(len(y)) % 4 != 0
+    config = TrainConfig(
+        dataset="blobs",
+        model="6-16-3:relu",
+        normalization="none",
+        batch_size=len(y),
+        shuffle=False,
+        epochs=5,
+        lr=0.05,
+    )
+    weighted = Dataset.from_arrays(x, y, name="blobs", weights=keep.astype(np.float32))
+    dropped = Dataset.from_arrays(x[keep], y[keep], name="blobs")
+    a = train(config, weighted, "cpu")
+    b = train(config.replace(batch_size=int(keep.sum())), dropped, "cpu")
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    ones = Dataset.from_arrays(x, y, name="blobs", weights=np.ones(len(y)))
+    plain = Dataset.from_arrays(x, y, name="blobs")
+    c, d = train(config, ones, "cpu"), train(config, plain, "cpu")
+    assert [r["train_loss"] for r in c.history] == pytest.approx(
+        [r["train_loss"] for r in d.history], rel=1e-5
+    )
+
+
+def test_weights_are_checked_and_need_an_engine_that_takes_them():
+    x, y = _blobs(12)
+    with pytest.raises(DataError, match=r"^weights: has NaN or infinite values"):
+        Dataset.from_arrays(x, y, weights=[np.nan] + [1.0] * 11)
+    with pytest.raises(DataError, match=r"^weights: expected shape \(12,\), one per row"):
+        Dataset.from_arrays(x, y, weights=np.ones(5))
+    data = Dataset.from_arrays(x, y, name="blobs", weights=np.ones(12))
+    config = TrainConfig(
+        dataset="blobs",
+        model="6-8-3:relu",
+        normalization="none",
+        optimizer="sgd",
+        engine="scratch",
+        iterations=1,
+    )
+    with pytest.raises(ConfigError, match=r"^engine: scratch has no sample weights"):
+        Trainer(config, data, "cpu")
+    with pytest.raises(ConfigError, match=r"^weights: a data-parallel run weighs") as caught:
+        check_weights("fast", data, dist=object())
+    assert caught.value.field == "weights"
+    check_weights("scratch", Dataset.from_arrays(x, y), dist=None)  # unweighted: no question

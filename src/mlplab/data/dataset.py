@@ -23,24 +23,35 @@ from mlplab.nn.normalization import Normalization
 
 @dataclass(frozen=True)
 class Split:
-    """Inputs (N, ...) — uint8 images or float features — and labels (N,) int64, on one device."""
+    """Inputs (N, ...) — uint8 images or float features — and labels (N,) int64, on one device;
+    optionally each row's weight in the loss, w (N,) float32 (None: every row weighs 1).
+
+    x may also be any rows-first matrix whose index_select gives dense rows, and whose split
+    gives dense chunks (mlplab.sklearn's sparse rows, densified batch by batch).
+    """
 
     x: torch.Tensor
     y: torch.Tensor
+    w: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
+        w = self.w.to(device) if self.w is not None else None
+        return Split(self.x.to(device), self.y.to(device), w)
 
     def subset(self, idx: torch.Tensor) -> Split:
-        return Split(self.x[idx], self.y[idx])
+        return Split(self.x[idx], self.y[idx], self.w[idx] if self.w is not None else None)
 
     def batch(self, idx: torch.Tensor, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows at idx: x (B, features) float32 normalised, y (B,) int64."""
         # index_select: several times faster than x[idx] for a batch of rows on the CPU
         return norm.apply(self.x.index_select(0, idx)), self.y.index_select(0, idx)
+
+    def weights(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """The weights (B,) of the rows at idx; None when every row weighs 1."""
+        return self.w.index_select(0, idx) if self.w is not None else None
 
     @property
     def num_features(self) -> int:
@@ -76,17 +87,21 @@ class Dataset:
         y_test: Any = None,
         name: str = "arrays",
         classes: tuple[str, ...] | None = None,
+        weights: Any = None,
     ) -> Dataset:
         """A dataset from in-memory arrays: x (N, features) numbers, y (N,) labels of any kind.
 
         The classes are the sorted distinct training labels (or `classes`, when given, in
         that order); labels are stored as their index. uint8 inputs are taken as pixels.
+        `weights`, when given, weighs each training row in the loss: (N,) finite numbers.
         """
         labels = np.asarray(y)
         if classes is None:
             classes = tuple(str(c) for c in np.unique(labels))
         index = {c: i for i, c in enumerate(classes)}
         train = _split_from_arrays(x, labels, index, "x", "y")
+        if weights is not None:
+            train = Split(train.x, train.y, as_weights(weights, len(train)))
         test = None
         if x_test is not None or y_test is not None:
             if x_test is None or y_test is None:
@@ -111,6 +126,20 @@ def _split_from_arrays(x: Any, labels: np.ndarray, index: dict, x_name: str, y_n
     except KeyError as e:
         raise DataError(f"{y_name}: label {e.args[0]!r} is not one of the classes") from None
     return Split(xt, torch.tensor(codes, dtype=torch.int64))
+
+
+def as_weights(weights: Any, n: int, name: str = "weights") -> torch.Tensor:
+    """Per-row loss weights as a (n,) float32 tensor: finite numbers, one per row."""
+    try:
+        arr = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: expected numbers, one per row") from None
+    if arr.shape != (n,):
+        raise DataError(f"{name}: expected shape ({n},), one per row, got {arr.shape}")
+    w = torch.from_numpy(arr).to(torch.float32)
+    if not torch.isfinite(w).all():
+        raise DataError(f"{name}: has NaN or infinite values (or values beyond float32's range)")
+    return w
 
 
 def _as_inputs(x: Any, name: str) -> torch.Tensor:

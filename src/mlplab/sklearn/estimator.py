@@ -2,7 +2,8 @@
 
 fit() validates the arrays as scikit-learn does, turns the labels into class indices and
 trains through mlplab's Trainer (the fast engine for plain MLPs, on CPU or GPU); predictions
-run in float64 numpy on the fitted coefs_, so they are identical on any row subset.
+run in float64 numpy on the fitted coefs_, so they are identical on any row subset. X may
+be scipy sparse: it stays sparse, and only each batch is made dense, on the device.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from mlplab.config import TrainConfig
-from mlplab.data.dataset import Dataset
 from mlplab.errors import MlplabError
 from mlplab.nn.spec import ModelSpec
-from mlplab.sklearn import fitting, persist
+from mlplab.sklearn import fitting, forward, persist
 from mlplab.sklearn.params import ACTIVATIONS, ParameterError, check_params
 from mlplab.training.device import pick_device
 
-_DTYPES = (np.float32, np.float64)  # ints become float32, what the engines train in
+_DTYPES = (np.float32, np.float64)  # what predictions take; training takes float32
+_SPARSE = ["csr", "csc"]  # other sparse formats are converted to CSR
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -35,8 +36,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     and meaning; solver="lbfgs" is not supported (a ValueError at fit time). Differences:
     alpha is applied as L2 weight decay alpha / batch_size on every parameter (scikit-learn
     exempts the intercepts), and Adam's eps is added after bias correction, as torch does.
-    Labels may be of any type; binary and multiclass targets are supported, multilabel
-    targets are not, and sparse X is refused (densify it with X.toarray()).
+    Labels may be of any type; one class, binary and multiclass targets are supported,
+    multilabel targets are not. X may be dense or scipy sparse (CSR, CSC, or any format
+    scipy converts to CSR). fit and partial_fit take sample_weight, as scikit-learn does.
 
     Parameters beyond scikit-learn's:
         device: where to train: "auto" (cuda, then mps, then cpu), "cpu", "cuda", ...
@@ -114,19 +116,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # --- fitting -----------------------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train for up to max_iter epochs (continuing the current weights if warm_start).
 
         Args:
-            X: (n_samples, n_features) numbers.
-            y: (n_samples,) labels of any type, at least two classes.
+            X: (n_samples, n_features) numbers, dense or scipy sparse.
+            y: (n_samples,) labels of any type.
+            sample_weight: (n_samples,) each row's weight in the loss; None: all 1.
         Returns:
             self.
         """
         hidden = check_params(self.get_params())
         again = self.warm_start and hasattr(self, "coefs_")
-        X, y = validate_data(self, X, y, reset=not again, dtype=_DTYPES)
-        check_classification_targets(y)
+        X, y, weights = self._validate_fit(X, y, sample_weight, reset=not again)
         classes = unique_labels(y)
         if again:
             if set(classes) != set(self.classes_):
@@ -135,15 +137,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
                 )
         else:
-            _need_two(classes)
             self.classes_ = classes
             self._reset()
-        self._train(X, self._encode(y), hidden, self.max_iter, incremental=False)
+        self._train(X, self._encode(y), weights, hidden, self.max_iter, incremental=False)
         return self
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); `classes` (every label there will be) on the first call.
 
+        Args:
+            X, y, sample_weight: as fit takes them.
+            classes: every label there will be, on the first call.
         Returns:
             self.
         """
@@ -153,19 +157,32 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        X, y = validate_data(self, X, y, reset=first, dtype=_DTYPES)
-        check_classification_targets(y)
+        X, y, weights = self._validate_fit(X, y, sample_weight, reset=first)
         if first:
             self.classes_ = unique_labels(classes)
-            _need_two(self.classes_)
             self._reset()
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(
                 f"`classes={unique_labels(classes)!r}` is not the same as on the last call "
                 f"to partial_fit, was: {self.classes_!r}"
             )
-        self._train(X, self._encode(y), hidden, 1, incremental=True)
+        self._train(X, self._encode(y), weights, hidden, 1, incremental=True)
         return self
+
+    def _validate_fit(self, X, y, sample_weight, reset: bool) -> tuple:
+        """X as float32 (a value beyond float32's range is a ValueError, as scikit-learn
+        says), y, and the sample weights as float32 (None when not given)."""
+        with np.errstate(over="ignore"):  # an overflow to inf is reported as a ValueError
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse=_SPARSE, dtype=np.float32)
+            check_classification_targets(y)
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        if sample_weight is not None and not sample_weight.sum(dtype=np.float64) > 0:
+            raise ValueError(
+                "sample_weight: the weights must add up to a positive number, got "
+                f"{sample_weight.sum(dtype=np.float64)}"
+            )
+        return X, y, sample_weight
 
     def _reset(self) -> None:
         """Forget the weights and the record of a previous fit."""
@@ -202,23 +219,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         )
         return units, fitting.to_model(spec, coefs, intercepts)
 
-    def _train(self, X, codes, hidden: tuple[int, ...], epochs: int, incremental: bool):
+    def _train(self, X, codes, weights, hidden: tuple[int, ...], epochs: int, incremental: bool):
         rng = check_random_state(self.random_state)
-        units, start = self._start(X.shape[1], hidden, rng)
+        n, n_features = X.shape
+        units, start = self._start(n_features, hidden, rng)
         seed = (int(rng.randint(2**31 - 1)) + self.n_iter_) % 2**31  # a new shuffle per call
         early = self.early_stopping and not incremental
-        n_val = int(np.ceil(self.validation_fraction * len(X))) if early else 0
-        if early and not 2 <= n_val < len(X):
+        n_val = int(np.ceil(self.validation_fraction * n)) if early else 0
+        if early and not 2 <= n_val < n:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the size "
                 "of your dataset."
             )
-        config = self._config(str(start.spec), len(X) - n_val, epochs, seed, n_val)
+        mean = float(weights.mean(dtype=np.float64)) if weights is not None else 1.0
+        config = self._config(str(start.spec), n - n_val, epochs, seed, n_val, mean)
         progress = self._progress(early)
-        book = fitting.EpochBook(progress, self._stop_rule(early, not incremental))
-        x = np.asarray(X, dtype=np.float32)
-        x = x if x.flags.writeable else x.copy()  # torch shares the memory; memmaps are read-only
-        data = Dataset.from_arrays(x, codes, name="sklearn", classes=self._class_names())
+        book = fitting.EpochBook(progress, self._stop_rule(early, not incremental, mean))
+        data = fitting.make_dataset(X, codes, weights, len(self.classes_))
         with fitting.Tracking(config) as tracking:
             model, self._optimizer_state, stopped = fitting.train_epochs(
                 config,
@@ -228,7 +245,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 getattr(self, "_optimizer_state", None) if incremental else None,
                 tracking.trackers,
             )
-            binary = units[-1] == 1
+            binary = len(self.classes_) == 2
             self.coefs_, self.intercepts_ = fitting.from_model(model, binary)
             self.n_layers_ = len(units)
             self.n_outputs_ = units[-1]
@@ -243,7 +260,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-    def _config(self, spec: str, n_train: int, epochs: int, seed: int, n_val: int):
+    def _config(self, spec: str, n_train: int, epochs: int, seed: int, n_val: int, mean: float):
+        """The Trainer's config; `mean` is the rows' mean sample weight (1 without weights)."""
         if self.batch_size == "auto":
             batch = min(200, n_train)
         else:
@@ -264,8 +282,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 lr=float(self.learning_rate_init),
                 momentum=float(self.momentum) if sgd else 0.0,
                 nesterov=bool(sgd and self.nesterovs_momentum and self.momentum > 0),
-                # scikit-learn divides its L2 term by the batch's size
-                weight_decay=float(self.alpha) / batch,
+                # scikit-learn divides its L2 term by the batch's sum of sample weights
+                weight_decay=float(self.alpha) / (batch * mean),
                 label_smoothing=float(self.label_smoothing),
                 engine=self.engine,
                 beta1=float(self.beta_1),
@@ -285,15 +303,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ParameterError(str(e)) from None
         return config
 
-    def _stop_rule(self, early: bool, stop: bool) -> fitting.StopRule:
+    def _stop_rule(self, early: bool, stop: bool, mean: float) -> fitting.StopRule:
         # verbose is scikit-learn's contract: progress lines on stdout, as its MLP prints
         log = (lambda line: print(line, file=sys.stdout, flush=True)) if self.verbose else None
+        binary = len(self.classes_) == 2
         return fitting.StopRule(
-            float(self.alpha), float(self.tol), int(self.n_iter_no_change), early, stop, log
+            float(self.alpha),
+            float(self.tol),
+            int(self.n_iter_no_change),
+            early,
+            stop,
+            log,
+            binary,
+            mean,
         )
-
-    def _class_names(self) -> tuple[str, ...]:
-        return tuple(str(i) for i in range(len(self.classes_)))
 
     def _progress(self, early: bool) -> fitting.Progress:
         p = fitting.Progress(
@@ -327,19 +350,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), float64, columns as classes_."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_DTYPES)
-        a = np.asarray(X, dtype=np.float64)
-        last = len(self.coefs_) - 1
-        for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            a = a @ np.asarray(w, dtype=np.float64) + b  # (n, fan_in) -> (n, fan_out)
-            if i < last:
-                a = _ACTIVATE[self.activation](a)
-        if self.out_activation_ == "logistic":
-            p = _sigmoid(a[:, 0])
-            return np.column_stack([1.0 - p, p])
-        a -= a.max(axis=1, keepdims=True)
-        np.exp(a, out=a)
-        return a / a.sum(axis=1, keepdims=True)
+        X = validate_data(self, X, reset=False, accept_sparse=_SPARSE, dtype=_DTYPES)
+        return forward.probabilities(
+            X, self.coefs_, self.intercepts_, self.activation, self.out_activation_
+        )
 
     def predict_log_proba(self, X) -> np.ndarray:
         """log(predict_proba(X))."""
@@ -364,17 +378,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False  # fit refuses sparse X with scikit-learn's message
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.classifier_tags.multi_label = False
         return tags
-
-
-def _need_two(classes: np.ndarray) -> None:
-    if len(classes) < 2:
-        raise ValueError(
-            f"y: MLPClassifier needs at least 2 classes to train, got 1 class: {classes}"
-        )
 
 
 def _check_shapes(coefs: list[np.ndarray], units: list[int]) -> None:
@@ -385,21 +392,3 @@ def _check_shapes(coefs: list[np.ndarray], units: list[int]) -> None:
             f"warm_start: the fitted coefs_ have shapes {have}, but hidden_layer_sizes and "
             f"the data need {want}; set warm_start=False to start over"
         )
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # two branches, so that exp never overflows
-    out = np.empty_like(z)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    e = np.exp(z[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
-
-
-_ACTIVATE = {
-    "identity": lambda a: a,
-    "logistic": _sigmoid,
-    "tanh": np.tanh,
-    "relu": lambda a: np.maximum(a, 0.0, out=a),
-}

@@ -6,6 +6,13 @@ softmax over every class. Two softmax logits (0, z) give sigmoid(z), so the bina
 moves between the two forms exactly. Each epoch's loss and validation score, and the
 tol / n_iter_no_change rule that ends training, follow scikit-learn's MLP and live in a
 callback (EpochBook), not in the loop.
+
+scikit-learn's loss of an epoch is the mean over its batches, each weighted by its number
+of rows, of the batch's (weighted) mean log-loss plus its L2 term 0.5 alpha ||coefs_||^2 /
+sum(batch's weights), with coefs_ as they were when the batch was taken. EpochBook adds up
+||coefs_||^2 on the device after each step, so the L2 term is exactly that for unweighted
+rows; with sample weights each batch's sum of weights is taken as its size times the mean
+weight (the same number the weight decay is scaled by).
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import numpy as np
 import torch
 
 from mlplab.config import TrainConfig
-from mlplab.data.dataset import Dataset
+from mlplab.data.dataset import Dataset, Split, as_weights
 from mlplab.nn.model import MLP, build_model
+from mlplab.nn.normalization import Normalization
 from mlplab.nn.spec import ModelSpec
+from mlplab.sklearn.sparse import SparseRows
 from mlplab.training.callbacks import Callback, Evaluation
+from mlplab.training.evaluate import predict_logits
 from mlplab.training.trainer import Trainer
 
 Arrays = list[np.ndarray]
@@ -55,6 +65,18 @@ def to_model(spec: ModelSpec, coefs: Arrays, intercepts: Arrays) -> MLP:
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
             layer.bias.copy_(torch.from_numpy(b))
     return model
+
+
+def make_dataset(x: Any, codes: np.ndarray, weights: np.ndarray | None, n_classes: int) -> Dataset:
+    """The Trainer's data: x (n, features) float32, dense or scipy sparse (kept sparse, and
+    densified batch by batch on the device), class indices and optional sample weights."""
+    classes = tuple(str(i) for i in range(n_classes))
+    if not isinstance(x, np.ndarray):  # scipy sparse, checked by validate_data
+        w = as_weights(weights, len(codes), "sample_weight") if weights is not None else None
+        split = Split(SparseRows.from_scipy(x), torch.from_numpy(codes), w)
+        return Dataset("sklearn", classes, split)
+    x = x if x.flags.writeable else x.copy()  # torch shares the memory; memmaps are read-only
+    return Dataset.from_arrays(x, codes, name="sklearn", classes=classes, weights=weights)
 
 
 def from_model(model: MLP, binary: bool) -> tuple[Arrays, Arrays]:
@@ -90,7 +112,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class StopRule:
-    """When training ends early: scikit-learn's tol and n_iter_no_change, and its messages."""
+    """When training ends early: scikit-learn's tol and n_iter_no_change, and its messages,
+    and what the loss it watches is made of (see the module docstring)."""
 
     alpha: float
     tol: float
@@ -98,31 +121,56 @@ class StopRule:
     early_stopping: bool
     stop: bool  # False for partial_fit: one epoch, counted but never cut short
     log: Callable[[str], None] | None = None  # verbose output
+    binary: bool = False  # coefs_ hold one logistic output, the 2-way softmax's difference
+    weight_mean: float = 1.0  # the training rows' mean sample weight
 
 
 class EpochBook(Callback):
     """Records each epoch's loss (with the L2 term, as scikit-learn reports it) and
-    validation score, and stops training as scikit-learn's MLP would."""
+    validation score, and stops training as scikit-learn's MLP would. With weighted
+    validation rows the score is their weighted accuracy, and the best model by it is kept
+    in best_state."""
 
     def __init__(self, progress: Progress, rule: StopRule):
         self.progress, self.rule = progress, rule
         self.score: float | None = None
         self.message: str | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        # ||coefs_||^2 as the epoch's first batch found them, and summed after each step
+        self._first: torch.Tensor | None = None
+        self._after_steps: torch.Tensor | None = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self.rule.alpha:
+            self._first = torch.zeros((), dtype=torch.float64, device=trainer.device)
+            _add_squares(self._first, trainer, self.rule.binary)
+            self._after_steps = torch.zeros_like(self._first)
+
+    def on_step(self, trainer: Trainer) -> None:
+        if self.rule.alpha:  # a sum on the device: nothing here waits for it
+            _add_squares(self._after_steps, trainer, self.rule.binary)
 
     def on_evaluate(self, trainer: Trainer, evaluation: Evaluation) -> None:
-        self.score = evaluation.val.accuracy / 100.0 if evaluation.val is not None else None
+        val = trainer.val_split
+        if evaluation.val is None:
+            self.score = None
+        elif val.w is None:
+            self.score = evaluation.val.accuracy / 100.0
+        else:
+            self.score = _weighted_accuracy(trainer.eval_module(), val, trainer.norm)
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         p, rule = self.progress, self.rule
-        n = len(trainer.train_split)
-        loss = record["train_loss"] + self._penalty(trainer, n)
+        loss = record["train_loss"] + self._penalty(trainer)
         p.loss_curve.append(loss)
         p.n_iter += 1
-        p.t += n
+        p.t += len(trainer.train_split)
         if rule.log:
             rule.log(f"Iteration {p.n_iter}, loss = {loss:.8f}")
         if rule.early_stopping and self.score is not None:
-            self._count_by_score(self.score)
+            if self._count_by_score(self.score) and trainer.val_split.w is not None:
+                state = trainer.eval_module().state_dict()
+                self.best_state = {k: v.detach().clone() for k, v in state.items()}
             what = "Validation score"
         else:
             self._count_by_loss(loss)
@@ -136,23 +184,30 @@ class EpochBook(Callback):
                 rule.log(self.message)
             trainer.stop(self.message)
 
-    def _penalty(self, trainer: Trainer, n: int) -> float:
-        """scikit-learn adds 0.5 * alpha * ||W||^2 / batch to each batch's loss; over an
-        epoch that averages to this (with the weights at the epoch's end)."""
+    def _penalty(self, trainer: Trainer) -> float:
+        """The epoch's mean L2 term: 0.5 alpha ||coefs_||^2 / (batch size x mean weight) for
+        each batch, weighted by its size, summed and divided by the n rows."""
         if not self.rule.alpha:
             return 0.0
-        with torch.no_grad():
-            squares = sum(float(layer.weight.square().sum()) for layer in _linears(trainer))
-        return 0.5 * self.rule.alpha * squares * trainer.sampler.batches_per_epoch / n
+        # the batches found the weights of the epoch's start and after each step but the last
+        last = torch.zeros_like(self._first)
+        _add_squares(last, trainer, self.rule.binary)
+        squares = float(self._first + self._after_steps - last)
+        self._first, self._after_steps = last, self._after_steps.zero_()
+        n = len(trainer.train_split)
+        return 0.5 * self.rule.alpha * squares / (n * self.rule.weight_mean)
 
-    def _count_by_score(self, score: float) -> None:
+    def _count_by_score(self, score: float) -> bool:
+        """Count the epoch by its validation score; whether it is the best so far."""
         p = self.progress
         p.validation_scores.append(score)
         if self.rule.log:
             self.rule.log(f"Validation score: {score:f}")
         improved = score >= p.best_validation_score + self.rule.tol
         p.no_improvement = 0 if improved else p.no_improvement + 1
+        best = score > p.best_validation_score
         p.best_validation_score = max(p.best_validation_score, score)
+        return best
 
     def _count_by_loss(self, loss: float) -> None:
         p = self.progress
@@ -161,8 +216,29 @@ class EpochBook(Callback):
         p.best_loss = min(p.best_loss, loss)
 
 
-def _linears(trainer: Trainer) -> list[torch.nn.Linear]:
-    return trainer.model().linears()
+@torch.no_grad()
+def _add_squares(total: torch.Tensor, trainer: Trainer, binary: bool) -> None:
+    """Add ||coefs_||^2 of the live weights, in scikit-learn's form (its L2 term leaves out
+    the intercepts), to `total` on the device, reading the weights without a copy."""
+    if trainer.engine_name == "fast":
+        coefs = list(trainer.engine.weights)  # kept transposed: (fan_in, fan_out)
+        if binary:  # softmax(z0, z1)[1] = sigmoid(z1 - z0)
+            coefs[-1] = coefs[-1][:, 1] - coefs[-1][:, 0]
+    else:
+        coefs = [layer.weight for layer in trainer.model().linears()]  # (fan_out, fan_in)
+        if binary:
+            coefs[-1] = coefs[-1][1] - coefs[-1][0]
+    for c in coefs:
+        flat = c.reshape(-1)
+        total.add_(torch.dot(flat, flat))
+
+
+@torch.no_grad()
+def _weighted_accuracy(model: MLP, split: Split, norm: Normalization) -> float:
+    """The share of the split's weight that the model classifies right (NaN if it weighs 0)."""
+    hit = (predict_logits(model, split.x, norm).argmax(1) == split.y).to(split.w.dtype)
+    total = float(split.w.sum())
+    return float(hit @ split.w) / total if total else math.nan
 
 
 def train_epochs(
@@ -184,6 +260,8 @@ def train_epochs(
     if optimizer_state is not None and optimizer_state[0] == _engine_key(trainer, config):
         trainer.load_optimizer_state(optimizer_state[1])
     result = trainer.run()
+    if book.best_state is not None:  # the best by weighted validation accuracy
+        result.model.load_state_dict(book.best_state)
     state = _to_cpu(trainer.optimizer_state())
     return result.model, (_engine_key(trainer, config), state), result.stop_reason is not None
 

@@ -14,6 +14,12 @@ between. Each engine answers for its own gradients (`linear_grads`). Nothing in 
 waits for the device. Its state_dict holds its weights (the fast engine's own transposed
 copies included) and its optimizer's buffers; loading one continues the run exactly.
 
+forward_backward's `weights` (B,) weigh each row's loss: the batch's loss is then
+sum(w_i loss_i) / sum(w_i), as scikit-learn weighs its MLP's loss, so a row of weight 0
+counts for nothing and one of weight 2 as two copies of it. A batch whose weights sum to 0
+has a loss of 0. Without weights each step is exactly the unweighted one; scratch refuses
+weights with a one-line ConfigError.
+
 The fast and autograd engines also take a mixed batch (forward_backward's `mix`), constrain
 their weights' norms (`constrain`, max-norm) and name the tensors a weight average follows
 (`averaged`), and build a module from such an average (`module_from`): see
@@ -66,6 +72,13 @@ def _mixed_loss(loss_of, y: torch.Tensor, mix: Mix | None) -> torch.Tensor:
     return mix.lam * loss_of(y) + (1.0 - mix.lam) * loss_of(mix.partner)
 
 
+def _weight_scale(weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """w / sum(w), in `like`'s dtype: each row's share of a weighted mean (0s if w sums to 0)."""
+    w = weights.to(like.dtype)
+    total = w.sum()
+    return w / torch.where(total == 0, torch.ones_like(total), total)
+
+
 def _copy_into(mine: list[torch.Tensor], saved: list[torch.Tensor], what: str) -> None:
     """Load saved tensors in place (the optimizer holds references to ours)."""
     shapes = [tuple(t.shape) for t in saved]
@@ -91,8 +104,15 @@ class Engine(Protocol):
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         """forward_backward, then update."""
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
-        """(loss, logits) of a batch, with its gradients left in `grads`."""
+    def forward_backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mix: Mix | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> Step:
+        """(loss, logits) of a batch, with its gradients left in `grads`; `weights` (B,) weigh
+        each row's loss (see the module docstring)."""
 
     @property
     def grads(self) -> list[torch.Tensor]:
@@ -169,12 +189,18 @@ class AutogradEngine:
         self.update(lr)
         return loss, logits
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
+    def forward_backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mix: Mix | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> Step:
         if self.dropout is None:
-            loss, logits = self._forward_backward(x, y, mix)
+            loss, logits = self._forward_backward(x, y, mix, weights)
         else:
             with generator_as_default(self.dropout, self.device):
-                loss, logits = self._forward_backward(x, y, mix)
+                loss, logits = self._forward_backward(x, y, mix, weights)
         return loss.detach(), logits.detach()
 
     @property
@@ -184,20 +210,32 @@ class AutogradEngine:
     def update(self, lr: float) -> None:
         self.optimizer.step(self.grads, lr)
 
-    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None) -> Step:
+    def _forward_backward(
+        self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None, weights: torch.Tensor | None
+    ) -> Step:
         logits = self.model(x)  # (B, features) -> (B, classes)
-        if self.config.loss == "nll":
-            log_probs = F.log_softmax(logits, dim=1)
-            loss = _mixed_loss(lambda t: F.nll_loss(log_probs, t), y, mix)
-        else:
-            smoothing = self.config.label_smoothing
-            loss = _mixed_loss(
-                lambda t: F.cross_entropy(logits, t, label_smoothing=smoothing), y, mix
-            )
+        loss = _mixed_loss(self._loss_of(logits, weights), y, mix)
         for p in self.params:
             p.grad = None
         loss.backward()
         return loss, logits
+
+    def _loss_of(self, logits: torch.Tensor, weights: torch.Tensor | None):
+        """The batch's loss against targets t: the mean over its rows, or their weighted mean."""
+        reduction = "mean" if weights is None else "none"
+        nll = self.config.loss == "nll"
+        log_probs = F.log_softmax(logits, dim=1) if nll else None
+        smoothing = self.config.label_smoothing
+
+        def loss_of(t: torch.Tensor) -> torch.Tensor:
+            if nll:
+                return F.nll_loss(log_probs, t, reduction=reduction)
+            return F.cross_entropy(logits, t, label_smoothing=smoothing, reduction=reduction)
+
+        if weights is None:
+            return loss_of
+        scale = _weight_scale(weights, logits)  # (B,)
+        return lambda t: loss_of(t) @ scale
 
     def module(self) -> MLP:
         return self.model
@@ -323,11 +361,17 @@ class FastEngine:
         self.update(lr)
         return loss, logits
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
+    def forward_backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mix: Mix | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> Step:
         n = len(x)
         outs = [o[:n] for o in self.outs]
         logits = self._forward(x, outs)
-        loss = self._loss_gradient(logits, y, self.deltas[-1][:n], mix)
+        loss = self._loss_gradient(logits, y, self.deltas[-1][:n], mix, weights)
         self._backward(x, outs, n)
         return loss, logits
 
@@ -345,16 +389,30 @@ class FastEngine:
         return outs[last]
 
     def _loss_gradient(
-        self, logits: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, mix: Mix | None = None
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        delta: torch.Tensor,
+        mix: Mix | None = None,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss, with its gradient w.r.t. the logits written into delta: (softmax -
         target) / n, where the target is one-hot, smoothed toward uniform by label_smoothing;
-        for a mixed batch, lam onehot(y) + (1 - lam) onehot(partner), smoothed alike."""
+        for a mixed batch, lam onehot(y) + (1 - lam) onehot(partner), smoothed alike. With
+        weights, row i's (softmax - target) is scaled by w_i / sum(w) instead of 1 / n."""
         n, smoothing = len(y), self.config.label_smoothing
         log_probs = torch.log_softmax(logits, dim=1)
-        loss = _mixed_loss(lambda t: -log_probs.gather(1, t.view(-1, 1)).mean(), y, mix)
-        if smoothing:
-            loss = (1.0 - smoothing) * loss - smoothing * log_probs.mean()
+        if weights is None:
+            loss = _mixed_loss(lambda t: -log_probs.gather(1, t.view(-1, 1)).mean(), y, mix)
+            if smoothing:
+                loss = (1.0 - smoothing) * loss - smoothing * log_probs.mean()
+        else:
+            scale = _weight_scale(weights, logits)  # (B,)
+            loss = _mixed_loss(
+                lambda t: -log_probs.gather(1, t.view(-1, 1)).view(-1) @ scale, y, mix
+            )
+            if smoothing:
+                loss = (1.0 - smoothing) * loss - smoothing * (log_probs.mean(1) @ scale)
         torch.exp(log_probs, out=delta)
         if smoothing:
             delta.sub_(smoothing / logits.shape[1])
@@ -363,7 +421,10 @@ class FastEngine:
         else:
             delta.scatter_add_(1, y.view(-1, 1), self.hit[:n] * mix.lam)
             delta.scatter_add_(1, mix.partner.view(-1, 1), self.hit[:n] * (1.0 - mix.lam))
-        delta.mul_(1.0 / n)
+        if weights is None:
+            delta.mul_(1.0 / n)
+        else:
+            delta.mul_(scale.view(-1, 1))
         return loss
 
     def _backward(self, x: torch.Tensor, outs: list[torch.Tensor], n: int) -> None:
@@ -479,8 +540,16 @@ class ScratchEngine:
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
         return self.net.train_step(x, y, lr)
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None = None) -> Step:
+    def forward_backward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        mix: Mix | None = None,
+        weights: torch.Tensor | None = None,
+    ) -> Step:
         # cannot_train refuses mixup, so mix is None
+        if weights is not None:
+            raise ConfigError(_LACKS.format("weights", "sample weights"), field="weights")
         logits, cache = self.net.forward(x)
         self._grads = self.net.backward(cache, y)
         return cross_entropy(logits, y), logits

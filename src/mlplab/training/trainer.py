@@ -132,7 +132,9 @@ class Trainer:
 
     Args:
         config: the run's hyperparameters.
-        data: a registered dataset or in-memory arrays (Dataset.from_arrays), on any device.
+        data: a registered dataset or in-memory arrays (Dataset.from_arrays), on any device;
+            with per-row weights (Dataset.from_arrays(weights=...)) the loss is their
+            weighted mean (mlplab.training.engines).
         device: where to train; default: config.device.
         callbacks: hooks called through the run (see mlplab.training.callbacks).
         norm: the input normalisation; default: from config.normalization and the data.
@@ -157,6 +159,7 @@ class Trainer:
         self.engine_name = resolve_engine(config)
         check_data(config, data)
         check_parallel(config, self.engine_name, dist)
+        check_weights(self.engine_name, data, dist)
         self.device = torch.device(device) if device is not None else self._pick_device()
         self.train_split, self.val_split = self._splits(config, data)
         self.test_split = data.test.to(self.device) if data.test is not None else None
@@ -286,9 +289,11 @@ class Trainer:
         Nothing here depends on the run's length, so a run extended later takes the same
         steps; the closing evaluation belongs to finish().
         """
-        x, y, mix = self._take_batch()
+        x, y, mix, weights = self._take_batch()
         lr = self.schedule(self.state.iteration)
-        if mix is None:
+        if weights is not None:
+            loss, logits = self.engine.forward_backward(x, y, mix, weights)
+        elif mix is None:
             loss, logits = self.engine.forward_backward(x, y)
         else:
             loss, logits = self.engine.forward_backward(x, y, mix)
@@ -305,8 +310,11 @@ class Trainer:
             self._end_epoch()
         self._call("on_iteration_end")
 
-    def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor, Mix | None]:
-        x, y = self.train_split.batch(self.sampler.next(), self.norm)
+    def _take_batch(self) -> tuple[torch.Tensor, torch.Tensor, Mix | None, torch.Tensor | None]:
+        """x, y, the mixup partner (or None) and the rows' loss weights (or None)."""
+        idx = self.sampler.next()
+        x, y = self.train_split.batch(idx, self.norm)
+        weights = self.train_split.weights(idx)
         if self.config.augment != "none":
             x = augment(
                 x,
@@ -316,9 +324,9 @@ class Trainer:
                 part=self.sampler.share,
             )
         if not self.config.mixup:
-            return x, y, None
+            return x, y, None, weights
         x, mix = mixup(x, y, self.config.mixup, self.generators["mixup"])
-        return x, y, mix  # training accuracy counts each row against its own label, y
+        return x, y, mix, weights  # training accuracy counts each row against its own label, y
 
     def _after_update(self) -> None:
         """What follows each optimizer step: max-norm, then the weight average."""
@@ -625,6 +633,22 @@ def check_parallel(config: TrainConfig, engine: str, dist: Distributed | None) -
             "mixup: pairs images across the whole batch, which a data-parallel run splits "
             "among its processes; train in one process",
             field="mixup",
+        )
+
+
+def check_weights(engine: str, data: Dataset, dist: Distributed | None) -> None:
+    """Per-row loss weights (data.train.w) need an engine that takes them, in one process."""
+    if data.train.w is None:
+        return
+    if engine == "scratch":
+        raise ConfigError(
+            "engine: scratch has no sample weights; use engine fast or autograd", field="engine"
+        )
+    if dist is not None:
+        raise ConfigError(
+            "weights: a data-parallel run weighs every row alike; train weighted data in one "
+            "process",
+            field="weights",
         )
 
 
