@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-dev
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data system-deps train test bench recipes lint format clean serve lab docs docs-serve
+.PHONY: setup data system-deps train test bench recipes lint format clean serve lab docs docs-serve gpu-check
 
 setup: $(STAMP)
 
@@ -48,6 +48,15 @@ docs-serve: data system-deps
 # Every speed claim of issue 4, measured side by side; writes BENCHMARKS.md (about 20 min).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# On a lent CUDA machine: the CUDA tests, the GPU speed table, a recipe and a lesson, within
+# about 8 minutes, into $OUT/gpu-check.md, with the machine's own python3 and CUDA torch (no
+# .venv, nothing downloaded: docs/development.md, "Spending a lent GPU"). DEVICE=cpu runs the
+# same steps on the CPU with short budgets, in .venv (1 to 3 minutes on 2 shared cores).
+DEVICE ?= cuda
+gpu-check: $(if $(filter cpu,$(DEVICE)),data)
+	$(if $(filter cpu,$(DEVICE)),$(BIN)/python,python3) -m benchmarks.gpu_check \
+	  --device $(DEVICE) $(if $(filter cpu,$(DEVICE)),--smoke)
 
 # The named recipes in full over 3 seeds: the README's "Best MLPs" table (hours on 2 cores).
 recipes: data system-deps
