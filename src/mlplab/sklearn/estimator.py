@@ -146,7 +146,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """One epoch over (X, y); `classes` (every label there will be) on the first call.
 
         Args:
-            X, y, sample_weight: as fit takes them.
+            X: as fit takes it.
+            y: as fit takes it.
+            sample_weight: as fit takes it.
             classes: every label there will be, on the first call.
         Returns:
             self.
