@@ -63,11 +63,14 @@ def run(
     cwd: Path = ROOT,
     text: bool = True,
     check: bool = False,
+    own_session: bool = True,
 ) -> Finished:
     """Run `command` to its end, or for `timeout` seconds and then kill its whole group.
 
     Its stdout and stderr are captured (str, or bytes with text=False). What it printed
     before a timeout is kept. With check=True a failure or a timeout raises RuntimeError.
+    own_session=False gives it a process group of its own inside this session instead, so
+    that a supervisor which ends this session (a lent GPU machine's runner) ends it too.
     """
     proc = subprocess.Popen(
         command,
@@ -77,7 +80,8 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=text,
-        start_new_session=True,
+        start_new_session=own_session,
+        process_group=None if own_session else 0,
     )
     timed_out = False
     try:

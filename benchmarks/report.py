@@ -1,9 +1,12 @@
 """The pass/fail report every section writes: markdown tables, numbers as text, and each
-claim's verdict, in one form (`**met**`, `**missed**`, `not measured`; `- FAILED: ...`)."""
+claim's verdict, in one form (`**met**`, `**missed**`, `not measured`; `- FAILED: ...`); and
+the file, written whole or not at all."""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 MISSING = "—"
 VERDICTS = {True: "**met**", False: "**missed**", None: "not measured"}
@@ -108,3 +111,16 @@ def time_target(name: str, goal: str, t: float | None, limit: float) -> list:
     return target_row(
         name, goal, f"{t:.2f} s", t <= limit, f"{t - limit:+.2f} s ({t / limit:.2f}×)"
     )
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a reader (or a kill)
+    sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    with open(temp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)

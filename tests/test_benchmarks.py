@@ -4,6 +4,7 @@ and the shared pieces every section stands on: processes, the /healthz prober, t
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import subprocess
@@ -162,6 +163,24 @@ def test_a_timed_out_command_ends_with_what_it_started(tmp_path):
     assert _gone(int(pid_file.read_text()))
     with pytest.raises(RuntimeError, match="timed out after 5 s"):
         done.check()
+
+
+def test_a_command_kept_in_our_session_is_still_ended_whole(tmp_path):
+    """own_session=False (the GPU check's children): a process group of its own inside this
+    session, so that whoever ends the session ends it too; a timeout still ends all of it."""
+    ids = tmp_path / "ids"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(ids)!r}, 'w').write(f'{{p.pid}} {{os.getsid(0)}} {{os.getpgid(0)}}')\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    done = run([sys.executable, "-c", script], timeout=5, own_session=False)
+    assert done.timed_out and done.stdout == "started\n"
+    grandchild, session, group = map(int, ids.read_text().split())
+    assert session == os.getsid(0) and group != os.getpgid(0)
+    assert _gone(grandchild)
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_its_grace():

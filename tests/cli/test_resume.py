@@ -5,12 +5,9 @@ tensor torch.equal) and the metrics (timing aside) of a run that was never stopp
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from mlplab.io.states import list_states, load_state
+from mlplab_process import Mlplab, run_dir
 
 COMMON = ["--iterations", "400", "--batch-size", "64", "--eval-every", "50", "--threads", "1"]
 ENGINES = {
@@ -38,46 +36,8 @@ ENGINES = {
     ],
 }
 TIMEOUT = 120
-
-
-def mlplab(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlplab", "train", *args, "--quiet"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    return proc.returncode, out, err
-
-
-def wait_for(condition, proc: subprocess.Popen) -> bool:
-    """Poll `condition` until it holds (True) or the process ends first (False)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.0002)
-    proc.kill()
-    raise TimeoutError("the condition never held")
-
-
-def run_dir(out: Path) -> Path | None:
-    found = [p for p in out.glob("*") if p.is_dir()] if out.is_dir() else []
-    return found[0] if found else None
+TRAIN = Mlplab(TIMEOUT, before=("train",), after=("--quiet",))
+mlplab, finish, wait_for = TRAIN.start, TRAIN.finish, TRAIN.wait_for
 
 
 def states(out: Path) -> list[Path]:

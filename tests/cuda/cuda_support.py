@@ -10,13 +10,11 @@ their code cannot rot between lendings of a GPU; the tests whose claim is about 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
+
+from mlplab_process import Mlplab
 
 HAS_CUDA = torch.cuda.is_available()
 ON_CPU = os.environ.get("MLPLAB_CUDA_TESTS_ON_CPU") == "1"
@@ -26,46 +24,5 @@ REASON = "needs a CUDA device (MLPLAB_CUDA_TESTS_ON_CPU=1 runs it on the CPU)"
 needs_device = pytest.mark.skipif(not (HAS_CUDA or ON_CPU), reason=REASON)
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
 TIMEOUT = 180  # seconds for any one mlplab process
-
-
-def mlplab(*args: str, cwd: Path) -> subprocess.Popen:
-    """`python -m mlplab ARGS` in `cwd`, started (one CPU thread: the GPU does the work)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlplab", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
-    """Wait for a process (killed past TIMEOUT); its exit code, stdout and stderr."""
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    return proc.returncode, out, err
-
-
-def wait_for(condition, proc: subprocess.Popen) -> bool:
-    """Poll `condition` until it holds (True) or the process ends first (False)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.0005)
-    proc.kill()
-    raise TimeoutError("the condition never held")
-
-
-def run_dir(out: Path) -> Path | None:
-    """The one run directory under `out`, if there is one yet."""
-    found = [p for p in out.glob("*") if p.is_dir()] if out.is_dir() else []
-    return found[0] if found else None
+CLI = Mlplab(TIMEOUT, poll=0.0005)  # `python -m mlplab ARGS`, one CPU thread: the GPU works
+mlplab, finish, wait_for = CLI.start, CLI.finish, CLI.wait_for

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cuda_support import DEVICE, HAS_CUDA, finish, mlplab, needs_device, run_dir, wait_for
+from benchmarks.serve_soak import running_server
+from cuda_support import DEVICE, HAS_CUDA, finish, mlplab, needs_device, wait_for
 from safetensors.torch import load_file
 
 from mlplab.io.checkpoint import load_checkpoint
@@ -29,6 +28,7 @@ from mlplab.io.states import list_states
 from mlplab.training.evaluate import evaluate
 from mlplab.use.export import OnnxModel, Pt2Model, export
 from mlplab.use.predict import Predictor
+from mlplab_process import run_dir
 
 pytestmark = needs_device
 
@@ -166,37 +166,15 @@ def test_export_of_a_checkpoint_loaded_on_cuda_matches_eager(fmt, runs, mnist, t
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_answers_from_a_cuda_run(runs, mnist, tmp_path):
-    run, port = runs["fast"], free_port()
-    proc = mlplab("serve", str(run), "--port", str(port), cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert proc.poll() is None, f"the server ended: {proc.communicate()[1][-2000:]}"
-                assert time.monotonic() < deadline, "the server did not answer in 60 s"
-                time.sleep(0.2)
-        images = digits(mnist, 8)
-        body = json.dumps({"pixels": images.reshape(8, -1).tolist()}).encode()
+def test_serve_answers_from_a_cuda_run(runs, mnist):
+    run, images = runs["fast"], digits(mnist, 8)
+    body = json.dumps({"pixels": images.reshape(8, -1).tolist()}).encode()
+    with running_server(run, start_timeout=60) as (url, _):
         request = urllib.request.Request(
             url + "/api/predict", body, {"Content-Type": "application/json"}, method="POST"
         )
         with urllib.request.urlopen(request, timeout=30) as r:
             served = json.load(io.TextIOWrapper(r, "utf-8"))["predictions"]
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
     want = Predictor.from_checkpoint(load_checkpoint(run, DEVICE)).probabilities(images)
     got = np.array([p["probabilities"] for p in served])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -4,50 +4,23 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 from benchmarks.loadtest import load_test
+from benchmarks.serve_soak import running_server
 from PIL import Image
 
 from conftest import draw
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained_run):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlplab", "serve", str(trained_run), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"server did not start: {proc.stdout.read().decode()}") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(trained_run, start_timeout=60) as (url, _):
+        yield url
 
 
 def post(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
