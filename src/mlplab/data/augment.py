@@ -81,7 +81,7 @@ def _affine_grid(n: int, generator, rows: slice, total: int, x: torch.Tensor) ->
 
 
 def _identity_grid(x: torch.Tensor) -> torch.Tensor:
-    theta = torch.tensor([[1.0, 0, 0], [0, 1, 0]], device=x.device, dtype=x.dtype)
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype)  # made there: no copy from the host
     return F.affine_grid(theta[None], [1, 1, SIDE, SIDE], align_corners=False)
 
 
