@@ -138,3 +138,25 @@ def test_batches_on_the_gpu():
     order = torch.cat(seen)
     assert torch.equal(order.sort().values, torch.arange(1_000))
     assert not torch.equal(order, torch.arange(1_000))
+
+
+def test_a_state_saved_by_another_kind_of_generator_starts_its_stream_anew_with_a_warning():
+    """A CUDA generator's state is 16 bytes of Philox seed and offset; a CPU generator cannot
+    take it (a CUDA run resumed on the CPU), so the stream is seeded anew, with a warning."""
+    from mlplab.errors import MlplabWarning
+
+    sampler = BatchSampler(100, 10, seed=3)
+    for _ in range(13):
+        sampler.next()
+    state = sampler.state_dict()
+    state["generator"] = torch.arange(16, dtype=torch.uint8)  # what torch.cuda's looks like
+    resumed = BatchSampler(100, 10, seed=3)
+    with pytest.warns(MlplabWarning, match=r"^shuffle, epoch 2: its random state was saved on"):
+        resumed.load_state_dict(state)
+    assert (resumed.epoch, resumed.position) == (2, 3)
+    rest = torch.cat([resumed.next() for _ in range(7)])
+    assert sorted(rest.tolist()) == sorted(set(rest.tolist())) and len(rest) == 70
+    again = BatchSampler(100, 10, seed=3)
+    with pytest.warns(MlplabWarning):
+        again.load_state_dict(state)
+    assert torch.equal(torch.cat([again.next() for _ in range(7)]), rest)  # seeded alike

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from mlplab.data.streams import restore
 from mlplab.errors import ConfigError, DataError
 
 
@@ -45,6 +46,7 @@ class BatchSampler:
         self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
+        self.seed = seed
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.batches_per_epoch = math.ceil(size / batch_size)
         self.epoch = 0  # epochs begun; the first batch begins epoch 1
@@ -113,7 +115,7 @@ class BatchSampler:
                     f"{key}: the saved sampler has {state[key]}, this one {getattr(self, key)}",
                     field=key,
                 )
-        self.generator.set_state(state["generator"].cpu())
+        restore(self.generator, state["generator"], self.seed, f"shuffle, epoch {state['epoch']}")
         self._epoch_state = self.generator.get_state()
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         # The epoch's permutation, drawn again from the generator as it was at its start.

@@ -37,6 +37,7 @@ from mlplab.config import TrainConfig
 from mlplab.data.augment import augment
 from mlplab.data.dataset import Dataset, Split, stratified_split
 from mlplab.data.sampler import BatchSampler
+from mlplab.data.streams import restore
 from mlplab.errors import CheckpointError, ConfigError, MlplabError
 from mlplab.io.states import load_state, save_state
 from mlplab.nn.init import init_weights
@@ -583,7 +584,7 @@ class Trainer:
             self.average.load_state_dict(state["average"])
         self.clock.reset()
         for name, generator in self.generators.items():
-            generator.set_state(state["generators"][name].cpu())
+            restore(generator, state["generators"][name], self.config.seed, name)
         saved = state["callbacks"]
         for callback in self.callbacks:
             if callback.name and callback.name in saved:
