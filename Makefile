@@ -49,6 +49,13 @@ docs-serve: data system-deps
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# TabularMLPClassifier against RealMLP-TD, scikit-learn's MLP and gradient boosting on 20 real
+# tables, 3 seeds, then its ablation; writes both into BENCHMARKS.md (about 2 h on 2 cores).
+.PHONY: bench-tabular
+bench-tabular: $(STAMP)
+	nice -n 10 $(BIN)/python -m benchmarks.tabular --write
+	nice -n 10 $(BIN)/python -m benchmarks.tabular --ablation --write
+
 # On a lent CUDA machine: the CUDA tests, the GPU speed table, a recipe and a lesson, within
 # about 8 minutes, into $OUT/gpu-check.md, with the machine's own python3 and CUDA torch (no
 # .venv, nothing downloaded: docs/development.md, "Spending a lent GPU"). DEVICE=cpu runs the

@@ -59,6 +59,7 @@ _EXPORTS = {
     "pick_device": "training.device",
     "run": "runner",
     "MLPClassifier": "sklearn",  # imports scikit-learn, so only when asked for
+    "TabularMLPClassifier": "sklearn.tabular",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -4,5 +4,6 @@ from mlplab.sklearn import MLPClassifier     # or: from mlplab import MLPClassif
 """
 
 from mlplab.sklearn.estimator import MLPClassifier
+from mlplab.sklearn.tabular import TabularMLPClassifier
 
-__all__ = ["MLPClassifier"]
+__all__ = ["MLPClassifier", "TabularMLPClassifier"]
