@@ -43,15 +43,16 @@ class TabularMLPClassifier(ClassifierMixin, BaseEstimator):
     Args:
         hidden_layer_sizes: widths of the hidden layers.
         n_ensemble: members of the TabM-style ensemble (1: a single MLP).
-        max_epochs: epochs over the training rows (the best one on the validation rows is kept).
+        max_epochs: epochs over the training rows (with best_epoch, the best one is kept).
         batch_size: rows per step ("auto": 256, or fewer for a small table).
         learning_rate: the base learning rate (RealMLP's, in its NTK parametrisation).
         weight_decay: AdamW's decay of the weights; falls to 0 over the second half.
         dropout: after each hidden layer; falls to 0 over the second half.
         label_smoothing: of the cross-entropy's targets.
         numeric_embedding: "periodic" (PBLD) or "none".
-        n_frequencies, embedding_dim, frequency_scale: the periodic embedding's shape and
-            the standard deviation its frequencies start from.
+        n_frequencies: the periodic embedding's frequencies per numeric column.
+        embedding_dim: the width of each numeric column's embedding, the value itself included.
+        frequency_scale: the standard deviation the frequencies start from.
         scaling: "robust" (median, IQR, smooth clip to (-3, 3)) or "standard" (mean, std).
         front_scale: learn one factor per input column in front of the first layer.
         lr_schedule: "coslog4", "cosine" or "constant".
