@@ -35,25 +35,26 @@ def save(est: BaseEstimator, path: str | Path) -> Path:
         tensors[f"intercepts.{i}"] = torch.from_numpy(np.ascontiguousarray(b))
     meta = {
         "format": FORMAT,
-        "params": {k: _jsonable(v) for k, v in est.get_params().items()},
+        "params": {k: jsonable(v) for k, v in est.get_params().items()},
         "classes": est.classes_.tolist(),
         "classes_dtype": est.classes_.dtype.str,
         "feature_names_in": (
             est.feature_names_in_.tolist() if hasattr(est, "feature_names_in_") else None
         ),
-        **{name: _jsonable(getattr(est, name)) for name in (*_FITTED, *_RECORD)},
+        **{name: jsonable(getattr(est, name)) for name in (*_FITTED, *_RECORD)},
     }
     text = json.dumps(meta, allow_nan=True)
     return atomic_write(path, safetensors_parts(tensors, {KEY: text}))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A fitted attribute as JSON values (numpy scalars and arrays as numbers and lists)."""
     if isinstance(value, np.random.RandomState):
         return None  # a generator's state is not a parameter worth keeping
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple | list | np.ndarray):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from mlplab.errors import CheckpointError
 from mlplab.io.atomic import atomic_write
 from mlplab.io.checkpoint import read_safetensors
 from mlplab.io.safetensors import safetensors_parts
+from mlplab.sklearn.persist import jsonable
 from mlplab.sklearn.tabular_prep import TablePrep
 
 FORMAT = "mlplab.sklearn.TabularMLPClassifier/1"
@@ -37,24 +37,14 @@ def save(est: BaseEstimator, path: str | Path) -> Path:
     names = getattr(est, "feature_names_in_", None)
     meta = {
         "format": FORMAT,
-        "params": {k: _jsonable(v) for k, v in est.get_params().items()},
+        "params": {k: jsonable(v) for k, v in est.get_params().items()},
         "classes": est.classes_.tolist(),
         "classes_dtype": est.classes_.dtype.str,
         "prep": est.prep_.spec(),
         "feature_names_in": None if names is None else names.tolist(),
-        **{name: _jsonable(getattr(est, name)) for name in _FITTED},
+        **{name: jsonable(getattr(est, name)) for name in _FITTED},
     }
     return atomic_write(path, safetensors_parts(tensors, {KEY: json.dumps(meta)}))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.random.RandomState):
-        return None  # a generator's state is not a parameter worth keeping
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple | list | np.ndarray):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def load(cls: type[BaseEstimator], path: str | Path) -> BaseEstimator:

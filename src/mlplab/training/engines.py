@@ -153,7 +153,28 @@ class Engine(Protocol):
         """Continue from state_dict(); ConfigError, naming the field, where it does not fit."""
 
 
-class AutogradEngine:
+class _WithOptimizer:
+    """What the autograd and fast engines share: an mlplab optimizer over their parameters,
+    stepped from their `grads`."""
+
+    optimizer: Any
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
+        loss, logits = self.forward_backward(x, y)
+        self.update(lr)
+        return loss, logits
+
+    def update(self, lr: float) -> None:
+        self.optimizer.step(self.grads, lr)
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+class AutogradEngine(_WithOptimizer):
     """nn.Module, autograd and mlplab.optim: the engine for every model and optimizer."""
 
     name = "autograd"
@@ -178,17 +199,6 @@ class AutogradEngine:
     def linear_grads(self) -> list[torch.Tensor | None]:
         return [layer.weight.grad for layer in self.model.linears()]
 
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
-        loss, logits = self.forward_backward(x, y)
-        self.update(lr)
-        return loss, logits
-
     def forward_backward(
         self,
         x: torch.Tensor,
@@ -206,9 +216,6 @@ class AutogradEngine:
     @property
     def grads(self) -> list[torch.Tensor]:
         return [p.grad for p in self.params]
-
-    def update(self, lr: float) -> None:
-        self.optimizer.step(self.grads, lr)
 
     def _forward_backward(
         self, x: torch.Tensor, y: torch.Tensor, mix: Mix | None, weights: torch.Tensor | None
@@ -295,7 +302,7 @@ def _sigmoid_backward(grad: torch.Tensor, out: torch.Tensor) -> None:
 _BACKWARD = {"relu": _relu_backward, "tanh": _tanh_backward, "sigmoid": _sigmoid_backward}
 
 
-class FastEngine:
+class FastEngine(_WithOptimizer):
     """A plain MLP's forward and backward passes, written out, into preallocated buffers.
 
     Weights are kept transposed, (in, out), so both passes are plain addmm/mm calls; the
@@ -350,17 +357,6 @@ class FastEngine:
     def linear_grads(self) -> list[torch.Tensor | None]:
         return list(self.grad_w)  # (in, out): the same norm and histogram
 
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> Step:
-        loss, logits = self.forward_backward(x, y)
-        self.update(lr)
-        return loss, logits
-
     def forward_backward(
         self,
         x: torch.Tensor,
@@ -374,9 +370,6 @@ class FastEngine:
         loss = self._loss_gradient(logits, y, self.deltas[-1][:n], mix, weights)
         self._backward(x, outs, n)
         return loss, logits
-
-    def update(self, lr: float) -> None:
-        self.optimizer.step(self.grads, lr)
 
     def _forward(self, x: torch.Tensor, outs: list[torch.Tensor]) -> torch.Tensor:
         """z = a W + b for each layer, activated in place except for the logits."""

@@ -18,15 +18,16 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlplab.config import TrainConfig
 from mlplab.errors import ConfigError, MlplabWarning
 from mlplab.io.rundir import CONFIG, STATES, read_config
 from mlplab.io.states import encode_state, load_state, newest_state
 
-if TYPE_CHECKING:
-    from mlplab.training.trainer import Trainer, TrainResult
+# The trainer calls this module, so it is named here only by what is read of it.
+Trainer = Any
+TrainResult = Any
 
 # What a resumed run may change, and what for: its length, and how it is watched. data_dir
 # says only where the data is; it is checked against its checksums wherever it is.
